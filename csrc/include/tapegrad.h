@@ -1,0 +1,291 @@
+/*
+ * tapegrad.h — the public C API of tapegrad, a small reverse-mode autograd core.
+ *
+ * Worked example (train y = 2x with one weight, plain C, no Python):
+ *
+ *     int64_t shape1[1] = {1};
+ *     tg_tensor *w = tg_zeros(TG_FLOAT64, 1, shape1);     // a leaf parameter
+ *     tg_tensor_set_requires_grad(w, 1);
+ *     double xs[1] = {3.0}, ys[1] = {6.0};
+ *     tg_tensor *x = tg_from_data(TG_FLOAT64, 1, shape1, xs);
+ *     tg_tensor *y = tg_from_data(TG_FLOAT64, 1, shape1, ys);
+ *     tg_tensor *params[1] = {w};
+ *     tg_optim *opt = tg_sgd_new(params, 1, 0.01, 0, 0, 0, 0);
+ *     for (int step = 0; step < 100; step++) {
+ *         tg_tensor *pred = tg_mul(w, x);                  // records a node
+ *         tg_tensor *loss = tg_mse_loss(pred, y, TG_REDUCE_MEAN);
+ *         if (!loss || tg_backward(loss, NULL, 0) != TG_OK) {
+ *             fprintf(stderr, "%s\n", tg_last_error());   // the core never prints
+ *             break;
+ *         }
+ *         tg_optim_step(opt);
+ *         tg_optim_zero_grad(opt);
+ *         tg_tensor_release(loss);
+ *         tg_tensor_release(pred);
+ *     }
+ *     tg_optim_free(opt); tg_tensor_release(x); tg_tensor_release(y); tg_tensor_release(w);
+ *
+ * Conventions
+ *  - Every name starts with tg_. Sizes are int64_t, element counts included.
+ *  - Functions that make a tensor return a NEW reference (the caller owns it and
+ *    releases it with tg_tensor_release), or NULL on failure.
+ *  - Other fallible functions return a tg_status (TG_OK == 0).
+ *  - On failure, tg_last_status() and tg_last_error() give the code and a message
+ *    naming the op, shapes and dtypes. Both are thread-local.
+ *  - The core never aborts, exits or prints. There is no global mutable state except
+ *    the thread-local error and grad-mode flags, so independent models may be trained
+ *    in parallel threads. Reference counts are not atomic: one tensor graph belongs to
+ *    one thread at a time.
+ *  - All tensors are C-contiguous, row-major. Results are deterministic: every
+ *    reduction has a fixed order that does not depend on the thread count.
+ *
+ * Autograd model
+ *  - A tensor made by an op while grad mode is on and at least one input requires grad
+ *    gets a node (its tape record): the op, its inputs and what its backward needs.
+ *  - tg_backward(root) collects the records reachable from root, orders them in reverse
+ *    execution order with an explicit stack (no recursion, so 10^6-op chains are fine),
+ *    runs each op's backward and ADDS (+=) into leaf gradients, like PyTorch.
+ *  - Unless retain_graph is set, the visited records are released after backward; a
+ *    second backward through them fails with TG_ERR_STATE.
+ */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TG_VERSION_MAJOR 0
+#define TG_VERSION_MINOR 1
+#define TG_VERSION_PATCH 0
+#define TG_MAX_DIMS 8
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum {
+    TG_OK = 0,
+    TG_ERR_SHAPE = 1,   /* shapes do not fit the op (Python: ValueError) */
+    TG_ERR_DTYPE = 2,   /* dtype not supported or mismatched (Python: TypeError) */
+    TG_ERR_NOMEM = 3,   /* allocation failed or size overflows (Python: MemoryError) */
+    TG_ERR_ARG = 4,     /* bad argument value (Python: ValueError) */
+    TG_ERR_STATE = 5,   /* autograd misuse, e.g. graph freed (Python: RuntimeError) */
+    TG_ERR_INDEX = 6,   /* dim or class index out of range (Python: IndexError) */
+    TG_ERR_VALUE = 7    /* NaN/Inf found by a check (Python: FloatingPointError) */
+} tg_status;
+
+/* The status and message of the last failure on this thread. */
+tg_status tg_last_status(void);
+const char *tg_last_error(void);
+/* Reset the thread's error to TG_OK / "". */
+void tg_clear_error(void);
+
+/* ---------------------------------------------------------------- dtypes */
+
+typedef enum { TG_FLOAT32 = 0, TG_FLOAT64 = 1, TG_INT64 = 2, TG_DTYPE_COUNT = 3 } tg_dtype;
+
+/* Bytes per element (4, 8, 8); 0 for an invalid dtype. */
+size_t tg_dtype_size(tg_dtype dtype);
+/* "float32", "float64", "int64". */
+const char *tg_dtype_name(tg_dtype dtype);
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef struct tg_tensor tg_tensor;
+
+/* New tensor of the given shape, filled with zeros / ones / a value. ndim 0..8;
+ * shape may be NULL when ndim == 0 (a 0-d scalar). Negative sizes: TG_ERR_SHAPE.
+ * A size whose byte count overflows or cannot be allocated: TG_ERR_NOMEM. */
+tg_tensor *tg_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
+tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
+/* New tensor holding a copy of `data` (numel elements of `dtype`, row-major). */
+tg_tensor *tg_from_data(tg_dtype dtype, int ndim, const int64_t *shape, const void *data);
+/* [start, start+step, ...) with n elements. */
+tg_tensor *tg_arange(tg_dtype dtype, double start, double step, int64_t n);
+
+/* Reference counting. tg_tensor_release(NULL) is a no-op. Freeing a long graph is
+ * iterative (no recursion). */
+void tg_tensor_retain(tg_tensor *t);
+void tg_tensor_release(tg_tensor *t);
+
+tg_dtype tg_tensor_dtype(const tg_tensor *t);
+int tg_tensor_ndim(const tg_tensor *t);
+/* Pointer to ndim sizes, valid while t lives. */
+const int64_t *tg_tensor_shape(const tg_tensor *t);
+int64_t tg_tensor_numel(const tg_tensor *t);
+/* Pointer to the first element (contiguous, row-major); writable; valid while t lives.
+ * Writing through it bypasses autograd (like torch's .data). */
+void *tg_tensor_data(tg_tensor *t);
+/* Copy numel elements out into `out` (which must hold numel * dtype size bytes). */
+tg_status tg_tensor_copy_to(const tg_tensor *t, void *out);
+/* Overwrite t's elements with `data` (same dtype, numel elements). */
+tg_status tg_tensor_copy_from(tg_tensor *t, const void *data);
+/* Value of a one-element tensor as double. */
+tg_status tg_tensor_item(const tg_tensor *t, double *out);
+
+/* Autograd flags. Only floating leaves may require grad (TG_ERR_DTYPE otherwise);
+ * a non-leaf cannot be changed (TG_ERR_STATE). */
+int tg_tensor_requires_grad(const tg_tensor *t);
+tg_status tg_tensor_set_requires_grad(tg_tensor *t, int requires_grad);
+/* 1 if t has no node (a leaf); op outputs that recorded a node are not leaves. */
+int tg_tensor_is_leaf(const tg_tensor *t);
+/* Name of the op that made t ("mul", ...), or NULL for a leaf. */
+const char *tg_tensor_op_name(const tg_tensor *t);
+/* The accumulated gradient of a leaf: a NEW reference, or NULL when there is none
+ * (tg_last_status() stays TG_OK). */
+tg_tensor *tg_tensor_grad(const tg_tensor *t);
+/* Replace the gradient (NULL clears it). The new gradient must match t's shape and
+ * dtype. The tensor keeps its own reference. */
+tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad);
+/* Fill the gradient with zeros (if it exists). */
+void tg_tensor_zero_grad(tg_tensor *t);
+/* New tensor sharing t's storage, with no node and requires_grad = 0. */
+tg_tensor *tg_detach(tg_tensor *t);
+/* New tensor with its own copy of the data, no node, requires_grad = 0. */
+tg_tensor *tg_clone_data(const tg_tensor *t);
+/* TG_ERR_VALUE if t holds a NaN or an infinity (name used in the message). */
+tg_status tg_check_finite(const tg_tensor *t, const char *name);
+
+/* Grad mode of the calling thread (on by default). Returns the previous mode. */
+int tg_set_grad_enabled(int enabled);
+int tg_is_grad_enabled(void);
+
+/* ---------------------------------------------------------------- random numbers */
+
+/* A seedable generator (xoshiro256**). Not shared between threads. */
+typedef struct tg_rng tg_rng;
+tg_rng *tg_rng_new(uint64_t seed);
+void tg_rng_free(tg_rng *rng);
+void tg_rng_seed(tg_rng *rng, uint64_t seed);
+/* Uniform [low, high) and normal(mean, std) tensors. */
+tg_tensor *tg_rand(tg_rng *rng, tg_dtype dtype, int ndim, const int64_t *shape, double low,
+                   double high);
+tg_tensor *tg_randn(tg_rng *rng, tg_dtype dtype, int ndim, const int64_t *shape, double mean,
+                    double std);
+/* A permutation of 0..n-1 into out (Fisher-Yates). */
+tg_status tg_rng_permutation(tg_rng *rng, int64_t n, int64_t *out);
+
+/* ---------------------------------------------------------------- ops
+ * Each returns a new tensor or NULL. Floating dtypes only (int64 inputs:
+ * TG_ERR_DTYPE); both operands of a binary op must have the same dtype. */
+
+/* Elementwise with numpy broadcasting. */
+tg_tensor *tg_add(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_div(tg_tensor *a, tg_tensor *b);
+/* With a scalar s (the tensor keeps its dtype). */
+tg_tensor *tg_add_scalar(tg_tensor *a, double s);  /* a + s */
+tg_tensor *tg_mul_scalar(tg_tensor *a, double s);  /* a * s */
+tg_tensor *tg_rsub_scalar(tg_tensor *a, double s); /* s - a */
+tg_tensor *tg_div_scalar(tg_tensor *a, double s);  /* a / s */
+tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s); /* s / a */
+tg_tensor *tg_pow_scalar(tg_tensor *a, double s);  /* a ** s */
+/* Unary. sigmoid is stable for any |x|; log(0) = -inf as in PyTorch. */
+tg_tensor *tg_neg(tg_tensor *a);
+tg_tensor *tg_exp(tg_tensor *a);
+tg_tensor *tg_log(tg_tensor *a);
+tg_tensor *tg_sigmoid(tg_tensor *a);
+tg_tensor *tg_tanh(tg_tensor *a);
+tg_tensor *tg_relu(tg_tensor *a); /* gradient at exactly 0 is 0, as in PyTorch */
+
+/* torch.matmul for 1-D and 2-D operands: (n)@(n) -> (), (m,k)@(k,n) -> (m,n),
+ * (k)@(k,n) -> (n), (m,k)@(k) -> (m). */
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
+/* y = x @ w^T + b, fused. x (n, in) or (in); w (out, in); b (out) or NULL. */
+tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b);
+
+/* Reductions. dim in [-ndim, ndim); all_dims != 0 reduces everything to a 0-d tensor
+ * (keepdim then keeps ndim dims of size 1). */
+tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim);
+tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim);
+
+/* Shape ops. reshape: same numel (no -1 here; the caller resolves it). It shares
+ * storage with a. transpose swaps two dims (a copy). */
+tg_tensor *tg_reshape(tg_tensor *a, int ndim, const int64_t *shape);
+tg_tensor *tg_transpose(tg_tensor *a, int dim0, int dim1);
+
+/* Softmax family along dim (stable: max subtracted). */
+tg_tensor *tg_softmax(tg_tensor *a, int dim);
+tg_tensor *tg_log_softmax(tg_tensor *a, int dim);
+
+/* ---------------------------------------------------------------- losses */
+
+typedef enum { TG_REDUCE_NONE = 0, TG_REDUCE_MEAN = 1, TG_REDUCE_SUM = 2 } tg_reduction;
+
+/* (pred - target)^2, same shapes (no broadcasting, TG_ERR_SHAPE otherwise). */
+tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction reduction);
+/* -(t log p + (1-t) log(1-p)), logs clamped at -100 as in PyTorch; p and t in [0,1]
+ * (TG_ERR_ARG otherwise). target is treated as a constant. */
+tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *target, tg_reduction reduction);
+/* BCE on logits, stable for any logit: max(x,0) - x t + log1p(exp(-|x|)). */
+tg_tensor *tg_binary_cross_entropy_with_logits(tg_tensor *logits, tg_tensor *target,
+                                               tg_reduction reduction);
+/* Fused log-softmax + negative log likelihood. logits (n, c) or (c); labels int64
+ * (n) or () with values in [0, c) (TG_ERR_INDEX otherwise). */
+tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction reduction);
+
+/* ---------------------------------------------------------------- backward */
+
+/* Run backward from root. grad: the gradient of root (same shape and dtype), or NULL
+ * for a one-element root (ones). A root with more than one element and no grad:
+ * TG_ERR_STATE. A root that does not require grad: TG_ERR_STATE. */
+tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph);
+
+/* ---------------------------------------------------------------- optimizers */
+
+typedef struct tg_optim tg_optim;
+/* SGD with PyTorch's rule (momentum, dampening, weight decay, nesterov). The optimizer
+ * keeps references to the parameters. Invalid hyper-parameters: TG_ERR_ARG. */
+tg_optim *tg_sgd_new(tg_tensor **params, int64_t n, double lr, double momentum,
+                     double dampening, double weight_decay, int nesterov);
+/* Adam with PyTorch's rule (bias-corrected, L2 weight decay added to the gradient). */
+tg_optim *tg_adam_new(tg_tensor **params, int64_t n, double lr, double beta1, double beta2,
+                      double eps, double weight_decay);
+void tg_optim_free(tg_optim *opt);
+/* One update of every parameter that has a gradient (parameters without one are
+ * skipped, as in PyTorch). */
+tg_status tg_optim_step(tg_optim *opt);
+/* Zero (set_to_none = 0) or drop (set_to_none = 1) every parameter's gradient. */
+void tg_optim_zero_grad(tg_optim *opt, int set_to_none);
+tg_status tg_optim_set_lr(tg_optim *opt, double lr);
+double tg_optim_get_lr(const tg_optim *opt);
+/* Number of steps taken. */
+int64_t tg_optim_steps(const tg_optim *opt);
+/* Per-parameter state buffer `which` (SGD: 0 = momentum; Adam: 0 = exp_avg,
+ * 1 = exp_avg_sq) as a new reference, or NULL if it does not exist yet. */
+tg_tensor *tg_optim_state(const tg_optim *opt, int64_t param_index, int which);
+
+/* ---------------------------------------------------------------- kernels & threads */
+
+/* C[M,N] = (accumulate ? C : 0) + op(A)[M,K] * op(B)[K,N], row-major.
+ * op(A) = A (A is M x K, row stride lda) or, if trans_a, A^T (A is K x M).
+ * op(B) = B (K x N, ldb) or, if trans_b, B^T (B is N x K). Never fails; the result does
+ * not depend on nthreads (each C element is summed over k in the same order). */
+void tg_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int trans_a,
+                 const float *B, int64_t ldb, int trans_b, float *C, int64_t ldc,
+                 int accumulate, int nthreads);
+void tg_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int trans_a,
+                 const double *B, int64_t ldb, int trans_b, double *C, int64_t ldc,
+                 int accumulate, int nthreads);
+/* Threads used by the kernels of ops called from this thread (thread-local setting).
+ * Default: the number of online CPUs, capped at 8. Small problems never spawn threads
+ * (a matmul needs M*N*K >= 2^20 before a second thread is used). n < 1: TG_ERR_ARG. */
+tg_status tg_set_num_threads(int n);
+int tg_get_num_threads(void);
+
+/* The ops the core records, for tests that must cover every op: their number, and the
+ * name of op i (NULL when out of range). */
+int tg_op_count(void);
+const char *tg_op_name(int op);
+
+/* The instruction set the kernels dispatch to on this CPU: "avx512", "avx2" or
+ * "generic". */
+const char *tg_simd_level(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TAPEGRAD_H */

@@ -1,0 +1,165 @@
+/* internal.h — structures and helpers shared by the core's translation units.
+ * Not part of the public API (tapegrad.h is). */
+#ifndef TG_INTERNAL_H
+#define TG_INTERNAL_H
+
+#include "tapegrad.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ storage & tensor */
+
+typedef struct tg_storage {
+    int64_t refcount;
+    void *data;
+    size_t nbytes;
+} tg_storage;
+
+typedef struct tg_node tg_node;
+
+struct tg_tensor {
+    int64_t refcount;
+    tg_storage *storage; /* shared by reshape/detach views */
+    void *data;          /* = storage->data (all tensors are contiguous, offset 0) */
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t numel;
+    int requires_grad;
+    tg_node *node;   /* the record that made this tensor, or NULL for a leaf */
+    tg_tensor *grad; /* accumulated gradient of a leaf */
+};
+
+/* ------------------------------------------------------------------ the op table */
+
+/* One enum value per recorded op; every op-indexed table is checked against
+ * TG_OP_COUNT with a static assert. */
+typedef enum {
+    TG_OP_ADD,
+    TG_OP_SUB,
+    TG_OP_MUL,
+    TG_OP_DIV,
+    TG_OP_ADD_SCALAR,
+    TG_OP_MUL_SCALAR,
+    TG_OP_RSUB_SCALAR,
+    TG_OP_DIV_SCALAR,
+    TG_OP_RDIV_SCALAR,
+    TG_OP_POW_SCALAR,
+    TG_OP_NEG,
+    TG_OP_EXP,
+    TG_OP_LOG,
+    TG_OP_SIGMOID,
+    TG_OP_TANH,
+    TG_OP_RELU,
+    TG_OP_MATMUL,
+    TG_OP_LINEAR,
+    TG_OP_SUM,
+    TG_OP_MEAN,
+    TG_OP_RESHAPE,
+    TG_OP_TRANSPOSE,
+    TG_OP_SOFTMAX,
+    TG_OP_LOG_SOFTMAX,
+    TG_OP_MSE_LOSS,
+    TG_OP_BCE,
+    TG_OP_BCE_LOGITS,
+    TG_OP_CROSS_ENTROPY,
+    TG_OP_COUNT
+} tg_op;
+
+#define TG_NODE_MAX_INPUTS 3
+
+/* A tape record: what backward needs to compute the gradients of an op's inputs. */
+struct tg_node {
+    int64_t refcount;
+    tg_op op;
+    int n_inputs;
+    tg_tensor *inputs[TG_NODE_MAX_INPUTS]; /* strong refs; NULL entries allowed */
+    tg_tensor *saved;                      /* op-specific saved tensor (e.g. the output) */
+    double scalar;                         /* op-specific scalar (exponent, ...) */
+    int iparam[4];                         /* op-specific ints (dim, keepdim, reduction) */
+    int64_t out_shape[TG_MAX_DIMS];
+    int out_ndim;
+    tg_tensor *grad; /* gradient of the output, accumulated during backward */
+    int released;    /* backward ran without retain_graph */
+    int mark;        /* scratch for graph traversal */
+};
+
+/* Backward of one op: reads node->grad and adds into the inputs' gradient slots. */
+typedef tg_status (*tg_backward_fn)(tg_node *node);
+
+typedef struct {
+    const char *name;
+    tg_backward_fn backward;
+} tg_op_info;
+
+extern const tg_op_info tg_op_table[TG_OP_COUNT];
+
+/* Backward functions, one per op, defined beside their forward in ops/. */
+tg_status tg_binary_backward(tg_node *n);
+tg_status tg_unary_backward(tg_node *n);
+tg_status tg_matmul_backward(tg_node *n);
+tg_status tg_linear_backward(tg_node *n);
+tg_status tg_reduce_backward(tg_node *n);
+tg_status tg_reshape_backward(tg_node *n);
+tg_status tg_transpose_backward(tg_node *n);
+tg_status tg_softmax_backward(tg_node *n);
+tg_status tg_mse_backward(tg_node *n);
+tg_status tg_bce_backward(tg_node *n);
+tg_status tg_bce_logits_backward(tg_node *n);
+tg_status tg_cross_entropy_backward(tg_node *n);
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Set the thread's error (printf-style message) and return the status. */
+tg_status tg_fail(tg_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* "(2, 3)" into buf. */
+const char *tg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
+#define TG_SHAPE_BUF 160
+
+/* Allocate a contiguous tensor (zeroed when zero != 0); NULL with the error set. */
+tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape, int zero);
+/* A tensor of the same shape and dtype as t. */
+tg_tensor *tg_tensor_new_like(const tg_tensor *t, int zero);
+/* A new handle on t's storage with another shape (same numel), no node. */
+tg_tensor *tg_tensor_view(tg_tensor *t, int ndim, const int64_t *shape);
+
+/* Check an op's input is a floating tensor. */
+tg_status tg_check_float(const char *op, const tg_tensor *t);
+/* Check two inputs have the same dtype. */
+tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tensor *b);
+/* Normalise dim into [0, ndim) or fail with TG_ERR_INDEX. */
+tg_status tg_normalize_dim(const char *op, int ndim, int *dim);
+
+/* Whether an op with these inputs should record a node. */
+int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c);
+/* Make and attach a node to out (out->requires_grad = 1). Inputs are retained.
+ * Returns the node, or NULL (error set; the caller releases out). */
+tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tensor *c);
+
+/* During backward: the buffer to add input i's gradient into (zero-initialised on first
+ * use), or *out = NULL when input i needs no gradient. */
+tg_status tg_grad_slot(tg_node *n, int i, void **out);
+
+int tg_get_nthreads_internal(void);
+
+/* Elementwise generic loops over two dtypes: FLOAT_SWITCH(dtype, body) runs body with
+ * the typedef `T` bound to float or double. */
+#define TG_FLOAT_SWITCH(dt, ...)                                                          \
+    do {                                                                                   \
+        if ((dt) == TG_FLOAT32) {                                                          \
+            typedef float T;                                                               \
+            __VA_ARGS__                                                                    \
+        } else {                                                                           \
+            typedef double T;                                                              \
+            __VA_ARGS__                                                                    \
+        }                                                                                  \
+    } while (0)
+
+#endif /* TG_INTERNAL_H */

@@ -1,0 +1,127 @@
+/* ops/reduce.c — sum and mean, over all elements or along one dim. */
+#include "../internal.h"
+
+#include <stdlib.h>
+
+/* Pairwise sum of n elements spaced by stride: accurate (error ~ log n) and in a fixed
+ * order. float inputs are summed in double. */
+#define DEFINE_PAIRWISE_SUM(NAME, T)                                                       \
+    static double NAME(const T *x, int64_t n, int64_t stride) {                            \
+        if (n <= 32) {                                                                     \
+            double s = 0;                                                                  \
+            for (int64_t i = 0; i < n; i++) s += x[i * stride];                            \
+            return s;                                                                      \
+        }                                                                                  \
+        int64_t half = n / 2;                                                              \
+        return NAME(x, half, stride) + NAME(x + half * stride, n - half, stride);          \
+    }
+DEFINE_PAIRWISE_SUM(pairwise_sum_f32, float)
+DEFINE_PAIRWISE_SUM(pairwise_sum_f64, double)
+
+/* View a's shape as (outer, len, inner) around dim. */
+static void split_dims(const tg_tensor *a, int dim, int64_t *outer, int64_t *len, int64_t *inner) {
+    *outer = 1;
+    *inner = 1;
+    for (int d = 0; d < dim; d++) *outer *= a->shape[d];
+    for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
+    *len = a->ndim ? a->shape[dim] : 1;
+}
+
+static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, int keepdim) {
+    const char *name = tg_op_table[op].name;
+    if (tg_check_float(name, a)) return NULL;
+    if (!all_dims && tg_normalize_dim(name, a->ndim, &dim)) return NULL;
+    int64_t shape[TG_MAX_DIMS];
+    int ndim = 0;
+    for (int d = 0; d < a->ndim; d++) {
+        int reduced = all_dims || d == dim;
+        if (!reduced) shape[ndim++] = a->shape[d];
+        else if (keepdim) shape[ndim++] = 1;
+    }
+    tg_tensor *out = tg_tensor_new(a->dtype, ndim, shape, 0);
+    if (!out) return NULL;
+    int64_t outer, len, inner;
+    if (all_dims) {
+        outer = 1;
+        len = a->numel;
+        inner = 1;
+    } else {
+        split_dims(a, dim, &outer, &len, &inner);
+    }
+    int is_mean = op == TG_OP_MEAN;
+    /* mean of an empty set is NaN, as in PyTorch (0/0). */
+    double scale_count = (double)len;
+    if (inner == 1) {
+        for (int64_t o = 0; o < outer; o++) {
+            double s = a->dtype == TG_FLOAT32 ? pairwise_sum_f32((const float *)a->data + o * len, len, 1)
+                                              : pairwise_sum_f64((const double *)a->data + o * len, len, 1);
+            if (a->dtype == TG_FLOAT32) {
+                float v = (float)s;
+                ((float *)out->data)[o] = is_mean ? (float)(s / scale_count) : v;
+            } else {
+                ((double *)out->data)[o] = is_mean ? s / scale_count : s;
+            }
+        }
+    } else {
+        /* Sum rows of an (len, inner) slab into the (inner) output, row by row. */
+        TG_FLOAT_SWITCH(a->dtype, {
+            const T *x = a->data;
+            T *y = out->data;
+            for (int64_t o = 0; o < outer; o++) {
+                T *yo = y + o * inner;
+                const T *xo = x + o * len * inner;
+                for (int64_t i = 0; i < inner; i++) yo[i] = 0;
+                for (int64_t l = 0; l < len; l++)
+                    for (int64_t i = 0; i < inner; i++) yo[i] += xo[l * inner + i];
+                if (is_mean)
+                    for (int64_t i = 0; i < inner; i++) yo[i] = (T)(yo[i] / (T)scale_count);
+            }
+        });
+    }
+    if (tg_should_record(a, NULL, NULL)) {
+        tg_node *n = tg_record(out, op, a, NULL, NULL);
+        if (!n) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+        n->iparam[0] = all_dims;
+        n->iparam[1] = dim;
+        n->iparam[2] = keepdim;
+    }
+    return out;
+}
+
+tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
+    return reduce_forward(TG_OP_SUM, a, all_dims, dim, keepdim);
+}
+tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim) {
+    return reduce_forward(TG_OP_MEAN, a, all_dims, dim, keepdim);
+}
+
+/* gx[o, l, i] += gy[o, i] (/ len for mean). */
+tg_status tg_reduce_backward(tg_node *n) {
+    void *gx_raw;
+    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
+    if (!gx_raw) return TG_OK;
+    tg_tensor *a = n->inputs[0];
+    int64_t outer, len, inner;
+    if (n->iparam[0]) {
+        outer = 1;
+        len = a->numel;
+        inner = 1;
+    } else {
+        split_dims(a, n->iparam[1], &outer, &len, &inner);
+    }
+    int is_mean = n->op == TG_OP_MEAN;
+    TG_FLOAT_SWITCH(a->dtype, {
+        const T *g = n->grad->data;
+        T *gx = gx_raw;
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t l = 0; l < len; l++)
+                for (int64_t i = 0; i < inner; i++) {
+                    T v = g[o * inner + i];
+                    gx[(o * len + l) * inner + i] += is_mean ? v / (T)len : v;
+                }
+    });
+    return TG_OK;
+}

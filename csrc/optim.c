@@ -1,0 +1,246 @@
+/* optim.c — SGD and Adam with PyTorch's update rules (the single-tensor, non-foreach
+ * path of torch.optim), one call updating every parameter. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPTIM_SGD, OPTIM_ADAM } optim_kind;
+
+struct tg_optim {
+    optim_kind kind;
+    int64_t n;
+    tg_tensor **params;  /* retained */
+    tg_tensor **state0;  /* SGD momentum buffer / Adam exp_avg, NULL until first use */
+    tg_tensor **state1;  /* Adam exp_avg_sq */
+    int64_t *param_steps; /* per parameter: steps taken (a parameter without grad skips) */
+    int64_t steps;
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+    int nesterov;
+};
+
+static tg_optim *optim_alloc(const char *name, tg_tensor **params, int64_t n, optim_kind kind) {
+    if (n <= 0 || !params) {
+        tg_fail(TG_ERR_ARG, "%s: optimizer got an empty parameter list", name);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (!params[i]) {
+            tg_fail(TG_ERR_ARG, "%s: parameter %lld is NULL", name, (long long)i);
+            return NULL;
+        }
+        if (tg_check_float(name, params[i])) return NULL;
+        if (params[i]->node) {
+            tg_fail(TG_ERR_ARG, "%s: can't optimize a non-leaf tensor (parameter %lld was made by "
+                    "'%s')", name, (long long)i, tg_op_table[params[i]->node->op].name);
+            return NULL;
+        }
+    }
+    tg_optim *o = calloc(1, sizeof *o);
+    if (o) {
+        o->params = calloc((size_t)n, sizeof *o->params);
+        o->state0 = calloc((size_t)n, sizeof *o->state0);
+        o->state1 = calloc((size_t)n, sizeof *o->state1);
+        o->param_steps = calloc((size_t)n, sizeof *o->param_steps);
+    }
+    if (!o || !o->params || !o->state0 || !o->state1 || !o->param_steps) {
+        if (o) {
+            free(o->params);
+            free(o->state0);
+            free(o->state1);
+            free(o->param_steps);
+            free(o);
+        }
+        tg_fail(TG_ERR_NOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    o->kind = kind;
+    o->n = n;
+    for (int64_t i = 0; i < n; i++) {
+        o->params[i] = params[i];
+        tg_tensor_retain(params[i]);
+    }
+    return o;
+}
+
+tg_optim *tg_sgd_new(tg_tensor **params, int64_t n, double lr, double momentum, double dampening,
+                     double weight_decay, int nesterov) {
+    if (!(lr >= 0)) {
+        tg_fail(TG_ERR_ARG, "SGD: invalid learning rate: %g (must be >= 0)", lr);
+        return NULL;
+    }
+    if (!(momentum >= 0)) {
+        tg_fail(TG_ERR_ARG, "SGD: invalid momentum value: %g (must be >= 0)", momentum);
+        return NULL;
+    }
+    if (!(weight_decay >= 0)) {
+        tg_fail(TG_ERR_ARG, "SGD: invalid weight_decay value: %g (must be >= 0)", weight_decay);
+        return NULL;
+    }
+    if (!isfinite(dampening)) {
+        tg_fail(TG_ERR_ARG, "SGD: invalid dampening value: %g", dampening);
+        return NULL;
+    }
+    if (nesterov && (momentum <= 0 || dampening != 0)) {
+        tg_fail(TG_ERR_ARG, "SGD: nesterov momentum requires a momentum and zero dampening");
+        return NULL;
+    }
+    tg_optim *o = optim_alloc("SGD", params, n, OPTIM_SGD);
+    if (!o) return NULL;
+    o->lr = lr;
+    o->momentum = momentum;
+    o->dampening = dampening;
+    o->weight_decay = weight_decay;
+    o->nesterov = nesterov ? 1 : 0;
+    return o;
+}
+
+tg_optim *tg_adam_new(tg_tensor **params, int64_t n, double lr, double beta1, double beta2,
+                      double eps, double weight_decay) {
+    if (!(lr >= 0)) {
+        tg_fail(TG_ERR_ARG, "Adam: invalid learning rate: %g (must be >= 0)", lr);
+        return NULL;
+    }
+    if (!(eps >= 0)) {
+        tg_fail(TG_ERR_ARG, "Adam: invalid epsilon value: %g (must be >= 0)", eps);
+        return NULL;
+    }
+    if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
+        tg_fail(TG_ERR_ARG, "Adam: invalid betas (%g, %g): each must be in [0, 1)", beta1, beta2);
+        return NULL;
+    }
+    if (!(weight_decay >= 0)) {
+        tg_fail(TG_ERR_ARG, "Adam: invalid weight_decay value: %g (must be >= 0)", weight_decay);
+        return NULL;
+    }
+    tg_optim *o = optim_alloc("Adam", params, n, OPTIM_ADAM);
+    if (!o) return NULL;
+    o->lr = lr;
+    o->beta1 = beta1;
+    o->beta2 = beta2;
+    o->eps = eps;
+    o->weight_decay = weight_decay;
+    return o;
+}
+
+void tg_optim_free(tg_optim *o) {
+    if (!o) return;
+    for (int64_t i = 0; i < o->n; i++) {
+        tg_tensor_release(o->params[i]);
+        tg_tensor_release(o->state0[i]);
+        tg_tensor_release(o->state1[i]);
+    }
+    free(o->params);
+    free(o->state0);
+    free(o->state1);
+    free(o->param_steps);
+    free(o);
+}
+
+/* p -= lr * d, where (PyTorch's order of operations):
+ *   g = grad + wd * p
+ *   buf = g (first step) or momentum * buf + (1 - dampening) * g
+ *   d = g + momentum * buf (nesterov) or buf (momentum) or g */
+#define SGD_UPDATE(T)                                                                      \
+    do {                                                                                   \
+        T *p = param->data, *b = buf ? (T *)buf->data : NULL;                              \
+        const T *g = param->grad->data;                                                    \
+        const T lr = (T)o->lr, wd = (T)o->weight_decay, mom = (T)o->momentum;              \
+        const T damp1 = (T)(1 - o->dampening);                                             \
+        for (int64_t k = 0; k < param->numel; k++) {                                       \
+            T gk = g[k];                                                                   \
+            if (o->weight_decay != 0) gk = gk + wd * p[k];                                 \
+            if (b) {                                                                       \
+                b[k] = first ? gk : b[k] * mom + damp1 * gk;                               \
+                gk = o->nesterov ? gk + mom * b[k] : b[k];                                 \
+            }                                                                              \
+            p[k] = p[k] + (-lr) * gk;                                                      \
+        }                                                                                  \
+    } while (0)
+
+/* Adam (PyTorch):
+ *   g = grad + wd * p;  m = lerp(m, g, 1 - b1);  v = b2 * v + (1 - b2) * g * g
+ *   p += -(lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+#define ADAM_UPDATE(T)                                                                     \
+    do {                                                                                   \
+        T *p = param->data, *m = o->state0[i]->data, *v = o->state1[i]->data;              \
+        const T *g = param->grad->data;                                                    \
+        double t = (double)o->param_steps[i];                                              \
+        double bc1 = 1 - pow(o->beta1, t), bc2 = 1 - pow(o->beta2, t);                     \
+        const T step_size = (T)(o->lr / bc1), bc2_sqrt = (T)sqrt(bc2);                     \
+        const T w = (T)(1 - o->beta1), b2 = (T)o->beta2, one_m_b2 = (T)(1 - o->beta2);     \
+        const T eps = (T)o->eps, wd = (T)o->weight_decay;                                  \
+        for (int64_t k = 0; k < param->numel; k++) {                                       \
+            T gk = g[k];                                                                   \
+            if (o->weight_decay != 0) gk = gk + wd * p[k];                                 \
+            T diff = gk - m[k];                                                            \
+            m[k] = w < (T)0.5 ? m[k] + w * diff : gk - diff * (1 - w);                     \
+            v[k] = v[k] * b2 + one_m_b2 * gk * gk;                                         \
+            T denom = sqrt(v[k]) / bc2_sqrt + eps;                                         \
+            p[k] = p[k] + (-step_size) * m[k] / denom;                                     \
+        }                                                                                  \
+    } while (0)
+
+tg_status tg_optim_step(tg_optim *o) {
+    if (!o) return tg_fail(TG_ERR_ARG, "optimizer step: optimizer is NULL");
+    for (int64_t i = 0; i < o->n; i++) {
+        tg_tensor *param = o->params[i];
+        if (!param->grad) continue;
+        if (o->kind == OPTIM_SGD) {
+            tg_tensor *buf = NULL;
+            int first = 0;
+            if (o->momentum != 0) {
+                if (!o->state0[i]) {
+                    o->state0[i] = tg_tensor_new_like(param, 0);
+                    if (!o->state0[i]) return TG_ERR_NOMEM;
+                    first = 1;
+                }
+                buf = o->state0[i];
+            }
+            if (param->dtype == TG_FLOAT32) SGD_UPDATE(float);
+            else SGD_UPDATE(double);
+        } else {
+            if (!o->state0[i]) {
+                o->state0[i] = tg_tensor_new_like(param, 1);
+                if (!o->state0[i]) return TG_ERR_NOMEM;
+            }
+            if (!o->state1[i]) {
+                o->state1[i] = tg_tensor_new_like(param, 1);
+                if (!o->state1[i]) return TG_ERR_NOMEM;
+            }
+            o->param_steps[i]++;
+            if (param->dtype == TG_FLOAT32) ADAM_UPDATE(float);
+            else ADAM_UPDATE(double);
+        }
+    }
+    o->steps++;
+    return TG_OK;
+}
+
+void tg_optim_zero_grad(tg_optim *o, int set_to_none) {
+    if (!o) return;
+    for (int64_t i = 0; i < o->n; i++) {
+        if (set_to_none) tg_tensor_set_grad(o->params[i], NULL);
+        else tg_tensor_zero_grad(o->params[i]);
+    }
+}
+
+tg_status tg_optim_set_lr(tg_optim *o, double lr) {
+    if (!(lr >= 0)) return tg_fail(TG_ERR_ARG, "optimizer: invalid learning rate: %g", lr);
+    o->lr = lr;
+    return TG_OK;
+}
+
+double tg_optim_get_lr(const tg_optim *o) { return o->lr; }
+int64_t tg_optim_steps(const tg_optim *o) { return o->steps; }
+
+tg_tensor *tg_optim_state(const tg_optim *o, int64_t i, int which) {
+    if (i < 0 || i >= o->n) {
+        tg_fail(TG_ERR_INDEX, "optimizer state: parameter index %lld out of range", (long long)i);
+        return NULL;
+    }
+    tg_tensor *s = which == 0 ? o->state0[i] : which == 1 ? o->state1[i] : NULL;
+    if (s) tg_tensor_retain(s);
+    return s;
+}

@@ -1,0 +1,267 @@
+/* tape.c — tape records (nodes), the op table and the backward pass.
+ *
+ * Each op output that needs a gradient owns a record of the op that made it; records
+ * own their inputs. So the tape of a loss is exactly the set of records reachable from
+ * it, and a forward pass that is abandoned is freed with its tensors (a flat, global
+ * tape would keep every abandoned forward alive until the next backward).
+ * tg_backward orders the reachable records with an explicit-stack depth-first search
+ * (reverse post-order = reverse execution order for every dependency), then walks them
+ * with a loop, never recursion. Inputs are visited in their fixed order, so the
+ * accumulation order — and hence every bit of every gradient — is the same each run. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const tg_op_info tg_op_table[TG_OP_COUNT] = {
+    [TG_OP_ADD] = {"add", tg_binary_backward},
+    [TG_OP_SUB] = {"sub", tg_binary_backward},
+    [TG_OP_MUL] = {"mul", tg_binary_backward},
+    [TG_OP_DIV] = {"div", tg_binary_backward},
+    [TG_OP_ADD_SCALAR] = {"add_scalar", tg_unary_backward},
+    [TG_OP_MUL_SCALAR] = {"mul_scalar", tg_unary_backward},
+    [TG_OP_RSUB_SCALAR] = {"rsub_scalar", tg_unary_backward},
+    [TG_OP_DIV_SCALAR] = {"div_scalar", tg_unary_backward},
+    [TG_OP_RDIV_SCALAR] = {"rdiv_scalar", tg_unary_backward},
+    [TG_OP_POW_SCALAR] = {"pow", tg_unary_backward},
+    [TG_OP_NEG] = {"neg", tg_unary_backward},
+    [TG_OP_EXP] = {"exp", tg_unary_backward},
+    [TG_OP_LOG] = {"log", tg_unary_backward},
+    [TG_OP_SIGMOID] = {"sigmoid", tg_unary_backward},
+    [TG_OP_TANH] = {"tanh", tg_unary_backward},
+    [TG_OP_RELU] = {"relu", tg_unary_backward},
+    [TG_OP_MATMUL] = {"matmul", tg_matmul_backward},
+    [TG_OP_LINEAR] = {"linear", tg_linear_backward},
+    [TG_OP_SUM] = {"sum", tg_reduce_backward},
+    [TG_OP_MEAN] = {"mean", tg_reduce_backward},
+    [TG_OP_RESHAPE] = {"reshape", tg_reshape_backward},
+    [TG_OP_TRANSPOSE] = {"transpose", tg_transpose_backward},
+    [TG_OP_SOFTMAX] = {"softmax", tg_softmax_backward},
+    [TG_OP_LOG_SOFTMAX] = {"log_softmax", tg_softmax_backward},
+    [TG_OP_MSE_LOSS] = {"mse_loss", tg_mse_backward},
+    [TG_OP_BCE] = {"binary_cross_entropy", tg_bce_backward},
+    [TG_OP_BCE_LOGITS] = {"binary_cross_entropy_with_logits", tg_bce_logits_backward},
+    [TG_OP_CROSS_ENTROPY] = {"cross_entropy", tg_cross_entropy_backward},
+};
+_Static_assert(sizeof tg_op_table / sizeof tg_op_table[0] == TG_OP_COUNT,
+               "every op needs a row in tg_op_table");
+
+int tg_op_count(void) { return TG_OP_COUNT; }
+const char *tg_op_name(int op) { return op >= 0 && op < TG_OP_COUNT ? tg_op_table[op].name : NULL; }
+
+/* ------------------------------------------------------------------ recording */
+
+int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c) {
+    if (!tg_is_grad_enabled()) return 0;
+    return (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);
+}
+
+tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tensor *c) {
+    tg_node *n = calloc(1, sizeof *n);
+    if (!n) {
+        tg_fail(TG_ERR_NOMEM, "%s: out of memory recording the op", tg_op_table[op].name);
+        return NULL;
+    }
+    n->refcount = 1;
+    n->op = op;
+    tg_tensor *in[TG_NODE_MAX_INPUTS] = {a, b, c};
+    n->n_inputs = c ? 3 : b ? 2 : 1;
+    for (int i = 0; i < n->n_inputs; i++) {
+        n->inputs[i] = in[i];
+        tg_tensor_retain(in[i]);
+    }
+    n->out_ndim = out->ndim;
+    memcpy(n->out_shape, out->shape, sizeof n->out_shape);
+    out->node = n;
+    out->requires_grad = 1;
+    return n;
+}
+
+static void node_retain(tg_node *n) { n->refcount++; }
+
+static void node_drop_tensors(tg_node *n) {
+    for (int i = 0; i < n->n_inputs; i++) {
+        tg_tensor_release(n->inputs[i]);
+        n->inputs[i] = NULL;
+    }
+    tg_tensor_release(n->saved);
+    n->saved = NULL;
+    tg_tensor_release(n->grad);
+    n->grad = NULL;
+}
+
+static void node_release(tg_node *n) {
+    if (--n->refcount > 0) return;
+    node_drop_tensors(n);
+    free(n);
+}
+
+/* ------------------------------------------------------------------ backward */
+
+tg_status tg_grad_slot(tg_node *n, int i, void **out) {
+    *out = NULL;
+    tg_tensor *in = n->inputs[i];
+    if (!in || !in->requires_grad) return TG_OK;
+    tg_tensor **slot = in->node ? &in->node->grad : &in->grad;
+    if (!*slot) {
+        *slot = tg_tensor_new_like(in, 1);
+        if (!*slot) return TG_ERR_NOMEM;
+    }
+    *out = (*slot)->data;
+    return TG_OK;
+}
+
+/* Reverse post-order of the records reachable from root, each retained. */
+static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out) {
+    int64_t cap = 64, count = 0, depth_cap = 64, depth = 0;
+    tg_node **order = malloc((size_t)cap * sizeof *order);
+    struct frame {
+        tg_node *node;
+        int next;
+    } *stack = malloc((size_t)depth_cap * sizeof *stack);
+    tg_status st = TG_OK;
+    if (!order || !stack) {
+        st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
+        goto done;
+    }
+    root->mark = 1;
+    stack[depth++] = (struct frame){root, 0};
+    while (depth > 0) {
+        struct frame *f = &stack[depth - 1];
+        if (f->node->released) {
+            st = tg_fail(TG_ERR_STATE,
+                         "backward: trying to backward through the graph a second time: the "
+                         "record of '%s' was freed by an earlier backward (pass "
+                         "retain_graph=True to the first backward if you need a second)",
+                         tg_op_table[f->node->op].name);
+            goto done;
+        }
+        if (f->next < f->node->n_inputs) {
+            tg_tensor *in = f->node->inputs[f->next++];
+            if (in && in->node && in->requires_grad && !in->node->mark) {
+                if (depth == depth_cap) {
+                    void *grown = realloc(stack, (size_t)depth_cap * 2 * sizeof *stack);
+                    if (!grown) {
+                        st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
+                        goto done;
+                    }
+                    stack = grown;
+                    depth_cap *= 2;
+                }
+                in->node->mark = 1;
+                stack[depth++] = (struct frame){in->node, 0};
+            }
+            continue;
+        }
+        if (count == cap) {
+            void *grown = realloc(order, (size_t)cap * 2 * sizeof *order);
+            if (!grown) {
+                st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
+                goto done;
+            }
+            order = grown;
+            cap *= 2;
+        }
+        node_retain(f->node);
+        order[count++] = f->node;
+        depth--;
+    }
+done:
+    /* Clear marks of everything visited (ordered or still on the stack). */
+    for (int64_t i = 0; i < count; i++) order[i]->mark = 0;
+    for (int64_t i = 0; i < depth; i++) stack[i].node->mark = 0;
+    free(stack);
+    if (st != TG_OK) {
+        for (int64_t i = 0; i < count; i++) node_release(order[i]);
+        free(order);
+        return st;
+    }
+    *order_out = order;
+    *count_out = count;
+    return TG_OK;
+}
+
+static tg_status add_into(tg_tensor *dst, const tg_tensor *src) {
+    TG_FLOAT_SWITCH(dst->dtype, {
+        T *d = dst->data;
+        const T *s = src->data;
+        for (int64_t i = 0; i < dst->numel; i++) d[i] += s[i];
+    });
+    return TG_OK;
+}
+
+tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
+    char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
+    if (!root) return tg_fail(TG_ERR_ARG, "backward: root is NULL");
+    if (!root->requires_grad)
+        return tg_fail(TG_ERR_STATE,
+                       "backward: the tensor does not require grad and has no grad_fn (was it "
+                       "computed under no_grad, or from tensors without requires_grad=True?)");
+    tg_tensor *seed;
+    if (grad) {
+        if (grad->dtype != root->dtype || grad->ndim != root->ndim ||
+            memcmp(grad->shape, root->shape, (size_t)root->ndim * sizeof(int64_t)) != 0)
+            return tg_fail(TG_ERR_SHAPE,
+                           "backward: gradient of shape %s (%s) does not match the tensor's "
+                           "shape %s (%s)",
+                           tg_shape_str(grad->ndim, grad->shape, b1, sizeof b1),
+                           tg_dtype_name(grad->dtype), tg_shape_str(root->ndim, root->shape, b2, sizeof b2),
+                           tg_dtype_name(root->dtype));
+        seed = grad;
+        tg_tensor_retain(seed);
+    } else {
+        if (root->numel != 1)
+            return tg_fail(TG_ERR_STATE,
+                           "backward: grad can be implicitly created only for tensors with one "
+                           "element, got shape %s; pass a gradient of that shape",
+                           tg_shape_str(root->ndim, root->shape, b1, sizeof b1));
+        seed = tg_full(root->dtype, root->ndim, root->shape, 1.0);
+        if (!seed) return TG_ERR_NOMEM;
+    }
+
+    if (!root->node) { /* a leaf: its gradient is the seed */
+        tg_status st = TG_OK;
+        if (!root->grad) {
+            root->grad = tg_clone_data(seed);
+            if (!root->grad) st = TG_ERR_NOMEM;
+        } else {
+            st = add_into(root->grad, seed);
+        }
+        tg_tensor_release(seed);
+        return st;
+    }
+
+    tg_node **order = NULL;
+    int64_t count = 0;
+    tg_status st = collect(root->node, &order, &count);
+    if (st != TG_OK) {
+        tg_tensor_release(seed);
+        return st;
+    }
+    tg_tensor_release(root->node->grad);
+    root->node->grad = seed;
+
+    /* order is post-order (inputs first); walk it backwards: outputs before inputs. */
+    for (int64_t i = count - 1; i >= 0; i--) {
+        tg_node *n = order[i];
+        if (n->grad && st == TG_OK) {
+            st = tg_op_table[n->op].backward(n);
+            if (st != TG_OK && tg_last_status() == TG_OK)
+                tg_fail(st, "backward of '%s' failed", tg_op_table[n->op].name);
+        }
+        tg_tensor_release(n->grad);
+        n->grad = NULL;
+        if (!retain_graph) {
+            for (int k = 0; k < n->n_inputs; k++) {
+                tg_tensor_release(n->inputs[k]);
+                n->inputs[k] = NULL;
+            }
+            tg_tensor_release(n->saved);
+            n->saved = NULL;
+            n->released = 1;
+        }
+    }
+    for (int64_t i = 0; i < count; i++) node_release(order[i]);
+    free(order);
+    return st;
+}

@@ -1,0 +1,427 @@
+/* tensor.c — errors, storage, tensor creation, reference counting, grad mode. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+/* ------------------------------------------------------------------ errors (thread-local) */
+
+static _Thread_local tg_status last_status = TG_OK;
+static _Thread_local char last_message[512];
+
+tg_status tg_last_status(void) { return last_status; }
+const char *tg_last_error(void) { return last_message; }
+void tg_clear_error(void) {
+    last_status = TG_OK;
+    last_message[0] = '\0';
+}
+
+tg_status tg_fail(tg_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    va_end(ap);
+    last_status = status;
+    return status;
+}
+
+const char *tg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
+    size_t used = 0;
+    used += (size_t)snprintf(buf + used, n - used, "(");
+    for (int i = 0; i < ndim && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (used < n) used += (size_t)snprintf(buf + used, n - used, ndim == 1 ? ",)" : ")");
+    return buf;
+}
+
+/* ------------------------------------------------------------------ dtypes */
+
+size_t tg_dtype_size(tg_dtype dtype) {
+    switch (dtype) {
+    case TG_FLOAT32: return 4;
+    case TG_FLOAT64: return 8;
+    case TG_INT64: return 8;
+    default: return 0;
+    }
+}
+
+const char *tg_dtype_name(tg_dtype dtype) {
+    switch (dtype) {
+    case TG_FLOAT32: return "float32";
+    case TG_FLOAT64: return "float64";
+    case TG_INT64: return "int64";
+    default: return "invalid";
+    }
+}
+
+/* ------------------------------------------------------------------ grad mode & threads */
+
+static _Thread_local int grad_disabled = 0; /* 0 means enabled, so the default is on */
+static _Thread_local int nthreads_setting = 0; /* 0 means "default" */
+
+int tg_set_grad_enabled(int enabled) {
+    int previous = !grad_disabled;
+    grad_disabled = !enabled;
+    return previous;
+}
+int tg_is_grad_enabled(void) { return !grad_disabled; }
+
+static int default_nthreads(void) {
+    long n = 1;
+#if defined(_SC_NPROCESSORS_ONLN)
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+    if (n < 1) n = 1;
+    if (n > 8) n = 8;
+    return (int)n;
+}
+
+tg_status tg_set_num_threads(int n) {
+    if (n < 1) return tg_fail(TG_ERR_ARG, "set_num_threads: need at least 1 thread, got %d", n);
+    nthreads_setting = n;
+    return TG_OK;
+}
+int tg_get_num_threads(void) { return nthreads_setting ? nthreads_setting : default_nthreads(); }
+int tg_get_nthreads_internal(void) { return tg_get_num_threads(); }
+
+/* ------------------------------------------------------------------ creation */
+
+static tg_status check_shape(const char *op, int ndim, const int64_t *shape, int64_t *numel) {
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg_fail(TG_ERR_SHAPE, "%s: ndim must be in [0, %d], got %d", op, TG_MAX_DIMS, ndim);
+    if (ndim > 0 && !shape) return tg_fail(TG_ERR_ARG, "%s: shape is NULL", op);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            char buf[TG_SHAPE_BUF];
+            return tg_fail(TG_ERR_SHAPE, "%s: negative size in shape %s", op,
+                           tg_shape_str(ndim, shape, buf, sizeof buf));
+        }
+        if (shape[i] != 0 && n > INT64_MAX / shape[i]) {
+            char buf[TG_SHAPE_BUF];
+            return tg_fail(TG_ERR_NOMEM, "%s: shape %s has too many elements", op,
+                           tg_shape_str(ndim, shape, buf, sizeof buf));
+        }
+        n *= shape[i];
+    }
+    *numel = n;
+    return TG_OK;
+}
+
+tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape, int zero) {
+    size_t elsize = tg_dtype_size(dtype);
+    if (!elsize) {
+        tg_fail(TG_ERR_DTYPE, "tensor: invalid dtype %d", (int)dtype);
+        return NULL;
+    }
+    int64_t numel = 0;
+    if (check_shape("tensor", ndim, shape, &numel) != TG_OK) return NULL;
+    if ((uint64_t)numel > (uint64_t)(PTRDIFF_MAX / 2) / elsize) {
+        char buf[TG_SHAPE_BUF];
+        tg_fail(TG_ERR_NOMEM, "tensor: shape %s of %s is too large to allocate",
+                tg_shape_str(ndim, shape, buf, sizeof buf), tg_dtype_name(dtype));
+        return NULL;
+    }
+    size_t nbytes = (size_t)numel * elsize;
+    tg_tensor *t = malloc(sizeof *t);
+    tg_storage *s = malloc(sizeof *s);
+    /* Allocate at least one element so data is never NULL. */
+    void *data = zero ? calloc(nbytes ? nbytes : elsize, 1) : malloc(nbytes ? nbytes : elsize);
+    if (!t || !s || !data) {
+        free(t);
+        free(s);
+        free(data);
+        char buf[TG_SHAPE_BUF];
+        tg_fail(TG_ERR_NOMEM, "tensor: out of memory allocating %zu bytes for shape %s (%s)",
+                nbytes, tg_shape_str(ndim, shape, buf, sizeof buf), tg_dtype_name(dtype));
+        return NULL;
+    }
+    s->refcount = 1;
+    s->data = data;
+    s->nbytes = nbytes;
+    memset(t, 0, sizeof *t);
+    t->refcount = 1;
+    t->storage = s;
+    t->data = data;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = numel;
+    return t;
+}
+
+tg_tensor *tg_tensor_new_like(const tg_tensor *t, int zero) {
+    return tg_tensor_new(t->dtype, t->ndim, t->shape, zero);
+}
+
+tg_tensor *tg_tensor_view(tg_tensor *t, int ndim, const int64_t *shape) {
+    tg_tensor *v = malloc(sizeof *v);
+    if (!v) {
+        tg_fail(TG_ERR_NOMEM, "view: out of memory");
+        return NULL;
+    }
+    memset(v, 0, sizeof *v);
+    v->refcount = 1;
+    v->storage = t->storage;
+    t->storage->refcount++;
+    v->data = t->data;
+    v->dtype = t->dtype;
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; i++) v->shape[i] = shape[i];
+    v->numel = t->numel;
+    return v;
+}
+
+tg_tensor *tg_zeros(tg_dtype dtype, int ndim, const int64_t *shape) {
+    return tg_tensor_new(dtype, ndim, shape, 1);
+}
+
+tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value) {
+    tg_tensor *t = tg_tensor_new(dtype, ndim, shape, 0);
+    if (!t) return NULL;
+    if (dtype == TG_INT64) {
+        int64_t *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++) p[i] = (int64_t)value;
+    } else {
+        TG_FLOAT_SWITCH(dtype, {
+            T *p = t->data;
+            for (int64_t i = 0; i < t->numel; i++) p[i] = (T)value;
+        });
+    }
+    return t;
+}
+
+tg_tensor *tg_from_data(tg_dtype dtype, int ndim, const int64_t *shape, const void *data) {
+    tg_tensor *t = tg_tensor_new(dtype, ndim, shape, 0);
+    if (!t) return NULL;
+    if (t->numel) {
+        if (!data) {
+            tg_tensor_release(t);
+            tg_fail(TG_ERR_ARG, "from_data: data is NULL");
+            return NULL;
+        }
+        memcpy(t->data, data, t->storage->nbytes);
+    }
+    return t;
+}
+
+tg_tensor *tg_arange(tg_dtype dtype, double start, double step, int64_t n) {
+    if (n < 0) {
+        tg_fail(TG_ERR_ARG, "arange: negative length %lld", (long long)n);
+        return NULL;
+    }
+    tg_tensor *t = tg_tensor_new(dtype, 1, &n, 0);
+    if (!t) return NULL;
+    if (dtype == TG_INT64) {
+        int64_t *p = t->data;
+        for (int64_t i = 0; i < n; i++) p[i] = (int64_t)(start + step * (double)i);
+    } else {
+        TG_FLOAT_SWITCH(dtype, {
+            T *p = t->data;
+            for (int64_t i = 0; i < n; i++) p[i] = (T)(start + step * (double)i);
+        });
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------------ reference counting */
+
+void tg_tensor_retain(tg_tensor *t) {
+    if (t) t->refcount++;
+}
+
+/* Free x (refcount already 0) and write the references it held into children
+ * (at most TG_NODE_MAX_INPUTS + 3 of them); returns how many. */
+static int free_tensor(tg_tensor *x, tg_tensor **children) {
+    int k = 0;
+    if (x->grad) children[k++] = x->grad;
+    tg_node *n = x->node;
+    if (n && --n->refcount == 0) {
+        for (int i = 0; i < n->n_inputs; i++)
+            if (n->inputs[i]) children[k++] = n->inputs[i];
+        if (n->saved) children[k++] = n->saved;
+        if (n->grad) children[k++] = n->grad;
+        free(n);
+    }
+    if (--x->storage->refcount == 0) {
+        free(x->storage->data);
+        free(x->storage);
+    }
+    free(x);
+    return k;
+}
+
+/* Release iteratively: freeing a tensor may free its node, which releases the node's
+ * inputs, and so on down a long chain. An explicit stack keeps the C stack flat. */
+void tg_tensor_release(tg_tensor *t) {
+    if (!t) return;
+    enum { LOCAL = 64 };
+    tg_tensor *local[LOCAL];
+    tg_tensor **stack = local;
+    int64_t cap = LOCAL, top = 0;
+    stack[top++] = t;
+    while (top > 0) {
+        tg_tensor *x = stack[--top];
+        if (--x->refcount > 0) continue;
+        tg_tensor *children[TG_NODE_MAX_INPUTS + 3];
+        int k = free_tensor(x, children);
+        for (int i = 0; i < k; i++) {
+            if (top == cap) {
+                tg_tensor **grown = malloc((size_t)cap * 2 * sizeof *grown);
+                if (!grown) {
+                    /* No memory for a bigger stack: release this child recursively. */
+                    tg_tensor_release(children[i]);
+                    continue;
+                }
+                memcpy(grown, stack, (size_t)top * sizeof *grown);
+                if (stack != local) free(stack);
+                stack = grown;
+                cap *= 2;
+            }
+            stack[top++] = children[i];
+        }
+    }
+    if (stack != local) free(stack);
+}
+
+/* ------------------------------------------------------------------ accessors */
+
+tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t->dtype; }
+int tg_tensor_ndim(const tg_tensor *t) { return t->ndim; }
+const int64_t *tg_tensor_shape(const tg_tensor *t) { return t->shape; }
+int64_t tg_tensor_numel(const tg_tensor *t) { return t->numel; }
+void *tg_tensor_data(tg_tensor *t) { return t->data; }
+
+tg_status tg_tensor_copy_to(const tg_tensor *t, void *out) {
+    if (t->numel) memcpy(out, t->data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    return TG_OK;
+}
+
+tg_status tg_tensor_copy_from(tg_tensor *t, const void *data) {
+    if (t->numel) memcpy(t->data, data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    return TG_OK;
+}
+
+tg_status tg_tensor_item(const tg_tensor *t, double *out) {
+    if (t->numel != 1) {
+        char buf[TG_SHAPE_BUF];
+        return tg_fail(TG_ERR_SHAPE,
+                       "item: a tensor with %lld elements (shape %s) cannot be converted to a "
+                       "Python scalar; it needs exactly one element",
+                       (long long)t->numel, tg_shape_str(t->ndim, t->shape, buf, sizeof buf));
+    }
+    switch (t->dtype) {
+    case TG_FLOAT32: *out = *(const float *)t->data; break;
+    case TG_FLOAT64: *out = *(const double *)t->data; break;
+    default: *out = (double)*(const int64_t *)t->data; break;
+    }
+    return TG_OK;
+}
+
+int tg_tensor_requires_grad(const tg_tensor *t) { return t->requires_grad; }
+
+tg_status tg_tensor_set_requires_grad(tg_tensor *t, int requires_grad) {
+    if (t->node)
+        return tg_fail(TG_ERR_STATE,
+                       "requires_grad can only be changed on leaf tensors; this one was made by "
+                       "'%s' (use detach() to get a leaf)",
+                       tg_op_table[t->node->op].name);
+    if (requires_grad && t->dtype == TG_INT64)
+        return tg_fail(TG_ERR_DTYPE,
+                       "only floating point tensors can require gradients (dtype int64)");
+    t->requires_grad = requires_grad ? 1 : 0;
+    return TG_OK;
+}
+
+int tg_tensor_is_leaf(const tg_tensor *t) { return t->node == NULL; }
+
+const char *tg_tensor_op_name(const tg_tensor *t) {
+    return t->node ? tg_op_table[t->node->op].name : NULL;
+}
+
+tg_tensor *tg_tensor_grad(const tg_tensor *t) {
+    if (t->grad) t->grad->refcount++;
+    return t->grad;
+}
+
+tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
+    if (grad) {
+        if (grad->dtype != t->dtype || grad->ndim != t->ndim ||
+            memcmp(grad->shape, t->shape, (size_t)t->ndim * sizeof(int64_t)) != 0) {
+            char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
+            return tg_fail(TG_ERR_SHAPE,
+                           "grad: assigned gradient of shape %s (%s) does not match tensor of "
+                           "shape %s (%s)",
+                           tg_shape_str(grad->ndim, grad->shape, b1, sizeof b1),
+                           tg_dtype_name(grad->dtype), tg_shape_str(t->ndim, t->shape, b2, sizeof b2),
+                           tg_dtype_name(t->dtype));
+        }
+        grad->refcount++;
+    }
+    tg_tensor *old = t->grad;
+    t->grad = grad;
+    tg_tensor_release(old);
+    return TG_OK;
+}
+
+void tg_tensor_zero_grad(tg_tensor *t) {
+    if (t->grad && t->grad->numel)
+        memset(t->grad->data, 0, (size_t)t->grad->numel * tg_dtype_size(t->grad->dtype));
+}
+
+tg_tensor *tg_detach(tg_tensor *t) { return tg_tensor_view(t, t->ndim, t->shape); }
+
+tg_tensor *tg_clone_data(const tg_tensor *t) {
+    return tg_from_data(t->dtype, t->ndim, t->shape, t->data);
+}
+
+tg_status tg_check_finite(const tg_tensor *t, const char *name) {
+    if (t->dtype == TG_INT64) return TG_OK;
+    int64_t bad = -1;
+    TG_FLOAT_SWITCH(t->dtype, {
+        const T *p = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            if (!isfinite(p[i])) {
+                bad = i;
+                break;
+            }
+    });
+    if (bad >= 0)
+        return tg_fail(TG_ERR_VALUE, "%s: non-finite value (NaN or Inf) at flat index %lld",
+                       name ? name : "tensor", (long long)bad);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ op helpers */
+
+tg_status tg_check_float(const char *op, const tg_tensor *t) {
+    if (!t) return tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", op);
+    if (t->dtype != TG_FLOAT32 && t->dtype != TG_FLOAT64)
+        return tg_fail(TG_ERR_DTYPE, "%s: expected a floating tensor (float32 or float64), got %s",
+                       op, tg_dtype_name(t->dtype));
+    return TG_OK;
+}
+
+tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tensor *b) {
+    if (a->dtype != b->dtype) {
+        char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
+        return tg_fail(TG_ERR_DTYPE, "%s: dtype mismatch, %s %s and %s %s (convert one first)", op,
+                       tg_dtype_name(a->dtype), tg_shape_str(a->ndim, a->shape, b1, sizeof b1),
+                       tg_dtype_name(b->dtype), tg_shape_str(b->ndim, b->shape, b2, sizeof b2));
+    }
+    return TG_OK;
+}
+
+tg_status tg_normalize_dim(const char *op, int ndim, int *dim) {
+    int lo = ndim ? -ndim : -1, hi = ndim ? ndim - 1 : 0;
+    if (*dim < lo || *dim > hi)
+        return tg_fail(TG_ERR_INDEX, "%s: dim %d out of range for a %d-d tensor (expected [%d, %d])",
+                       op, *dim, ndim, lo, hi);
+    if (*dim < 0) *dim += ndim ? ndim : 1;
+    return TG_OK;
+}

@@ -1,0 +1,62 @@
+"""tapegrad — a small, fast reverse-mode autograd library whose numerics live in C.
+
+The API follows PyTorch's names::
+
+    import tapegrad as tg
+    x = tg.randn(4, 3, requires_grad=True)
+    loss = (x.sigmoid() * 2).sum()
+    loss.backward()
+    x.grad
+"""
+from ._ffi import ffi as _ffi_obj, lib as _lib
+from .dtypes import DType, double, float, float32, float64, int64, long  # noqa: A004
+from .random import Generator, default_generator, initial_seed, manual_seed
+from .tensor import (
+    Tensor,
+    add,
+    arange,
+    div,
+    enable_grad,
+    exp,
+    full,
+    get_num_threads,
+    is_grad_enabled,
+    log,
+    log_softmax,
+    matmul,
+    mean,
+    mul,
+    neg,
+    no_grad,
+    ones,
+    ones_like,
+    pow,
+    rand,
+    randn,
+    relu,
+    reshape,
+    set_grad_enabled,
+    set_num_threads,
+    sigmoid,
+    softmax,
+    sub,
+    sum,
+    tanh,
+    tensor,
+    transpose,
+    uniform,
+    zeros,
+    zeros_like,
+)
+
+__version__ = "0.1.0"
+
+
+def simd_level():
+    """The instruction set the C kernels use on this CPU: 'avx512', 'avx2' or 'generic'."""
+    return _ffi_obj.string(_lib.tg_simd_level()).decode()
+
+
+def op_names():
+    """Names of every op the C core records (the op table)."""
+    return [_ffi_obj.string(_lib.tg_op_name(i)).decode() for i in range(_lib.tg_op_count())]
