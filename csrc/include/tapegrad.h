@@ -1,7 +1,8 @@
 /*
  * tapegrad.h — the public C API of tapegrad, a small reverse-mode autograd core.
  *
- * Worked example (train y = 2x with one weight, plain C, no Python):
+ * Worked example (fit y = 2x with one weight, plain C, no Python; it is
+ * examples/c/fit_line.c, compiled and run by tests/test_c_embedding.py):
  *
  *     int64_t shape1[1] = {1};
  *     tg_tensor *w = tg_zeros(TG_FLOAT64, 1, shape1);     // a leaf parameter
@@ -13,16 +14,16 @@
  *     tg_optim *opt = tg_sgd_new(params, 1, 0.01, 0, 0, 0, 0);
  *     for (int step = 0; step < 100; step++) {
  *         tg_tensor *pred = tg_mul(w, x);                  // records a node
- *         tg_tensor *loss = tg_mse_loss(pred, y, TG_REDUCE_MEAN);
- *         if (!loss || tg_backward(loss, NULL, 0) != TG_OK) {
+ *         tg_tensor *loss = pred ? tg_mse_loss(pred, y, TG_REDUCE_MEAN) : NULL;
+ *         if (!loss || tg_backward(loss, NULL, 0) != TG_OK || tg_optim_step(opt) != TG_OK) {
  *             fprintf(stderr, "%s\n", tg_last_error());   // the core never prints
- *             break;
+ *             return 1;
  *         }
- *         tg_optim_step(opt);
- *         tg_optim_zero_grad(opt);
+ *         tg_optim_zero_grad(opt, 1);
  *         tg_tensor_release(loss);
  *         tg_tensor_release(pred);
  *     }
+ *     // ((double *)tg_tensor_data(w))[0] is now close to 2
  *     tg_optim_free(opt); tg_tensor_release(x); tg_tensor_release(y); tg_tensor_release(w);
  *
  * Conventions
