@@ -168,7 +168,8 @@ void tg_optim_free(tg_optim *o) {
         const T *g = param->grad->data;                                                    \
         double t = (double)o->param_steps[i];                                              \
         double bc1 = 1 - pow(o->beta1, t), bc2 = 1 - pow(o->beta2, t);                     \
-        const T step_size = (T)(o->lr / bc1), bc2_sqrt = (T)sqrt(bc2);                     \
+        /* pow(bc2, 0.5), not sqrt: PyTorch computes bias_correction2 ** 0.5 in Python */ \
+        const T step_size = (T)(o->lr / bc1), bc2_sqrt = (T)pow(bc2, 0.5);                 \
         const T w = (T)(1 - o->beta1), b2 = (T)o->beta2, one_m_b2 = (T)(1 - o->beta2);     \
         const T eps = (T)o->eps, wd = (T)o->weight_decay;                                  \
         for (int64_t k = 0; k < param->numel; k++) {                                       \
@@ -177,7 +178,8 @@ void tg_optim_free(tg_optim *o) {
             T diff = gk - m[k];                                                            \
             m[k] = w < (T)0.5 ? m[k] + w * diff : gk - diff * (1 - w);                     \
             v[k] = v[k] * b2 + one_m_b2 * gk * gk;                                         \
-            T denom = sqrt(v[k]) / bc2_sqrt + eps;                                         \
+            T root = (T)sqrt(v[k]); /* rounded to T first, as torch's sqrt() */          \
+            T denom = root / bc2_sqrt + eps;                                               \
             p[k] = p[k] + (-step_size) * m[k] / denom;                                     \
         }                                                                                  \
     } while (0)

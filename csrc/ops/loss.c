@@ -205,12 +205,13 @@ tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *t, tg_reduction r) {
     }
     tg_tensor *e = tg_tensor_new_like(p, 0);
     if (!e) return NULL;
-    /* PyTorch: (t - 1) * max(log(1 - p), -100) - t * max(log(p), -100) */
+    /* PyTorch: (t - 1) * max(log1p(-p), -100) - t * max(log(p), -100). log1p keeps
+     * log(1 - p) accurate for tiny p (log(1 - 1e-10) loses half its digits). */
     TG_FLOAT_SWITCH(p->dtype, {
         const T *x = p->data, *y = t->data;
         T *l = e->data;
         for (int64_t i = 0; i < p->numel; i++) {
-            T log_p = log(x[i]), log_1mp = log(1 - x[i]);
+            T log_p = log(x[i]), log_1mp = log1p(-x[i]);
             if (log_p < -100) log_p = -100;
             if (log_1mp < -100) log_1mp = -100;
             l[i] = (y[i] - 1) * log_1mp - y[i] * log_p;
@@ -228,7 +229,8 @@ tg_status tg_bce_backward(tg_node *n) {
     TG_FLOAT_SWITCH(p->dtype, {
         const T *x = p->data, *y = t->data;
         T *gp = gp_raw;
-        const T eps = (T)1e-12;
+        /* PyTorch's EPSILON is the float 1e-12f (9.99999996e-13), in float64 too */
+        const T eps = (T)1e-12f;
         for (int64_t i = 0; i < p->numel; i++) {
             T denom = (1 - x[i]) * x[i];
             if (denom < eps) denom = eps;
@@ -311,17 +313,21 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
                     op, (long long)lab[i], (long long)i, (long long)classes);
             return NULL;
         }
+    int64_t stats_shape[2] = {rows, 2};
     tg_tensor *e = tg_tensor_new(logits->dtype, logits->ndim == 2 ? 1 : 0, &rows, 0);
-    tg_tensor *lse = tg_tensor_new(logits->dtype, logits->ndim == 2 ? 1 : 0, &rows, 0);
-    if (!e || !lse) {
+    tg_tensor *stats = tg_tensor_new(logits->dtype, 2, stats_shape, 0);
+    if (!e || !stats) {
         tg_tensor_release(e);
-        tg_tensor_release(lse);
+        tg_tensor_release(stats);
         return NULL;
     }
-    /* loss[i] = logsumexp(x[i, :]) - x[i, label[i]], with the row max subtracted. */
+    /* As PyTorch's log_softmax + nll: with m the row max and s = log(sum exp(x - m)),
+     * loss[i] = s - (x[i, label] - m). m and s are kept apart (stats[i] = {m, s}):
+     * folding them into one logsumexp (m + s) would round away s when |m| is large
+     * (float32 logits of 1e4 lose ~1e-3 of it). */
     TG_FLOAT_SWITCH(logits->dtype, {
         const T *x = logits->data;
-        T *l = e->data, *s = lse->data;
+        T *l = e->data, *st = stats->data;
         for (int64_t i = 0; i < rows; i++) {
             const T *row = x + i * classes;
             T m = -INFINITY;
@@ -330,31 +336,34 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
             if (m == -INFINITY) m = 0;
             T sum = 0;
             for (int64_t c = 0; c < classes; c++) sum += exp(row[c] - m);
-            s[i] = m + log(sum);
-            l[i] = s[i] - row[lab[i]];
+            T lsum = log(sum);
+            st[2 * i] = m;
+            st[2 * i + 1] = lsum;
+            l[i] = -((row[lab[i]] - m) - lsum);
         }
     });
     tg_tensor *out = reduce_loss(e, r);
     if (!out) {
-        tg_tensor_release(lse);
+        tg_tensor_release(stats);
         return NULL;
     }
     if (tg_should_record(logits, NULL, NULL)) {
         tg_node *n = tg_record(out, TG_OP_CROSS_ENTROPY, logits, labels, NULL);
         if (!n) {
             tg_tensor_release(out);
-            tg_tensor_release(lse);
+            tg_tensor_release(stats);
             return NULL;
         }
         n->iparam[0] = (int)r;
-        n->saved = lse; /* the node owns it */
+        n->saved = stats; /* the node owns it */
     } else {
-        tg_tensor_release(lse);
+        tg_tensor_release(stats);
     }
     return out;
 }
 
-/* d/dx[i, c] = g_i * (softmax(x[i])[c] - [c == label[i]]) */
+/* d/dx[i, c] = g_i * (softmax(x[i])[c] - [c == label[i]]),
+ * softmax(x[i])[c] = exp((x[i, c] - m) - s) from the saved stats {m, s}. */
 tg_status tg_cross_entropy_backward(tg_node *n) {
     void *gx_raw;
     if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
@@ -364,12 +373,13 @@ tg_status tg_cross_entropy_backward(tg_node *n) {
     int64_t classes = logits->shape[logits->ndim - 1];
     const int64_t *lab = labels->data;
     TG_FLOAT_SWITCH(logits->dtype, {
-        const T *x = logits->data, *s = n->saved->data;
+        const T *x = logits->data, *st = n->saved->data;
         T *gx = gx_raw;
         for (int64_t i = 0; i < rows; i++) {
             T g = LOSS_UPSTREAM(T, n, rows, i);
+            const T m = st[2 * i], lsum = st[2 * i + 1];
             for (int64_t c = 0; c < classes; c++) {
-                T p = exp(x[i * classes + c] - s[i]);
+                T p = exp((x[i * classes + c] - m) - lsum);
                 gx[i * classes + c] += g * (p - (c == lab[i] ? 1 : 0));
             }
         }

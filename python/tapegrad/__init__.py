@@ -60,3 +60,6 @@ def simd_level():
 def op_names():
     """Names of every op the C core records (the op table)."""
     return [_ffi_obj.string(_lib.tg_op_name(i)).decode() for i in range(_lib.tg_op_count())]
+from . import nn, optim, data  # noqa: E402
+from .serialization import save, load  # noqa: E402
+from .training import fit, History  # noqa: E402

@@ -6,4 +6,7 @@ from .cli import main
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    sys.exit(main(args if args else ["demo"]))
+    # no command (or only options such as --plot) means the demo
+    if not args or args[0].startswith("-") and args[0] not in ("-h", "--help"):
+        args = ["demo"] + args
+    sys.exit(main(args))

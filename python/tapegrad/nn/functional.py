@@ -1,0 +1,127 @@
+"""Functional forms of the layers and losses: each is one C call.
+
+Losses follow PyTorch's semantics (``reduction="mean" | "sum" | "none"``) with stricter
+checks: prediction and target must have the same shape (no broadcasting; ValueError
+naming both shapes), BCE targets must lie in [0, 1] (ValueError), and cross-entropy
+labels must be integer class indices (TypeError otherwise; IndexError when out of range).
+Targets given as numpy arrays or lists are converted to the prediction's dtype (float
+targets) or to int64 (class labels).
+"""
+import numpy as np
+
+from .._ffi import ffi, lib
+from ..dtypes import int64
+from ..tensor import Tensor, _wrap, tensor
+
+__all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy"]
+
+_NULL = ffi.NULL
+_REDUCTIONS = {"none": lib.TG_REDUCE_NONE, "mean": lib.TG_REDUCE_MEAN, "sum": lib.TG_REDUCE_SUM}
+
+
+def _reduction(reduction, op):
+    code = _REDUCTIONS.get(reduction) if isinstance(reduction, str) else None
+    if code is None:
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return code
+
+
+def _input(x, op):
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (np.ndarray, list, tuple)):
+        return tensor(x)
+    raise TypeError(f"{op}: input must be a tapegrad Tensor, got {type(x).__name__}")
+
+
+def _float_target(target, like, op):
+    """A target tensor in the prediction's dtype (a Tensor is used as it is)."""
+    if isinstance(target, Tensor):
+        return target
+    arr = np.asarray(target)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{op}: target must be numeric, got numpy dtype {arr.dtype}")
+    return tensor(arr, dtype=like.dtype)
+
+
+def _labels(target, op):
+    """Class labels as an int64 tensor; floats are refused (no silent truncation)."""
+    if isinstance(target, Tensor):
+        if target.dtype is not int64:
+            raise TypeError(f"{op}: target must hold integer class indices (int64), got a "
+                            f"{target.dtype.name} tensor; convert labels with .long() or "
+                            "np.asarray(labels, dtype=np.int64)")
+        return target
+    arr = np.asarray(target)
+    if arr.size == 0 and arr.dtype.kind == "f":
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got numpy dtype "
+                        f"{arr.dtype}; convert labels with np.asarray(labels, dtype=np.int64)")
+    return tensor(arr, dtype=int64)
+
+
+# ---------------------------------------------------------------------- layers
+def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
+    """y = input @ weight.T + bias, fused (one C call). input (n, in) or (in,), weight
+    (out, in), bias (out,) or None."""
+    return _wrap(lib.tg_linear(input._h, weight._h, bias._h if bias is not None else _NULL))
+
+
+def sigmoid(input):  # noqa: A002
+    return _wrap(lib.tg_sigmoid(_input(input, "sigmoid")._h))
+
+
+def tanh(input):  # noqa: A002
+    return _wrap(lib.tg_tanh(_input(input, "tanh")._h))
+
+
+def relu(input):  # noqa: A002
+    return _wrap(lib.tg_relu(_input(input, "relu")._h))
+
+
+def softmax(input, dim=-1):  # noqa: A002
+    """Softmax along ``dim`` (default the last), stable (max subtracted)."""
+    return _wrap(lib.tg_softmax(_input(input, "softmax")._h, int(dim)))
+
+
+def log_softmax(input, dim=-1):  # noqa: A002
+    return _wrap(lib.tg_log_softmax(_input(input, "log_softmax")._h, int(dim)))
+
+
+# ---------------------------------------------------------------------- losses
+def mse_loss(input, target, reduction="mean"):  # noqa: A002
+    """(input - target)^2, reduced. Same shapes required."""
+    r = _reduction(reduction, "mse_loss")
+    input = _input(input, "mse_loss")
+    t = _float_target(target, input, "mse_loss")
+    return _wrap(lib.tg_mse_loss(input._h, t._h, r))
+
+
+def binary_cross_entropy(input, target, reduction="mean"):  # noqa: A002
+    """-(t log p + (1 - t) log(1 - p)) on probabilities p in [0, 1]; each log is clamped
+    at -100 as in PyTorch, so p of exactly 0 or 1 gives finite values and gradients."""
+    r = _reduction(reduction, "binary_cross_entropy")
+    input = _input(input, "binary_cross_entropy")
+    t = _float_target(target, input, "binary_cross_entropy")
+    return _wrap(lib.tg_binary_cross_entropy(input._h, t._h, r))
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):  # noqa: A002
+    """BCE on logits, fused with the sigmoid: max(x, 0) - x t + log1p(exp(-|x|)), stable
+    for any logit."""
+    r = _reduction(reduction, "binary_cross_entropy_with_logits")
+    input = _input(input, "binary_cross_entropy_with_logits")
+    t = _float_target(target, input, "binary_cross_entropy_with_logits")
+    return _wrap(lib.tg_binary_cross_entropy_with_logits(input._h, t._h, r))
+
+
+def cross_entropy(input, target, reduction="mean"):  # noqa: A002
+    """Fused log-softmax + negative log-likelihood. input: logits (n, classes) or
+    (classes,); target: int64 class indices (n,) or () as a tensor, numpy int array or
+    list. "mean" averages over the n rows."""
+    r = _reduction(reduction, "cross_entropy")
+    input = _input(input, "cross_entropy")
+    labels = _labels(target, "cross_entropy")
+    return _wrap(lib.tg_cross_entropy(input._h, labels._h, r))

@@ -1,0 +1,64 @@
+"""``tapegrad.save`` / ``tapegrad.load``: state dicts as ``.npz`` files.
+
+A state dict (a mapping name -> tensor or array, e.g. ``model.state_dict()``) is written
+as numpy's ``.npz`` format to exactly the path given (no suffix is added), one array per key,
+in order. ``load`` reads it back as an ordered dict name -> tapegrad tensor (dtypes kept;
+no pickles are ever loaded), ready for ``model.load_state_dict``. The file is a plain
+numpy archive, so ``numpy.load(path)`` reads it too, e.g. for PyTorch.
+"""
+import os
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+from .tensor import Tensor, tensor
+
+__all__ = ["save", "load"]
+
+
+def _to_array(key, value):
+    if isinstance(value, Tensor):
+        return value.numpy()
+    if not isinstance(value, np.ndarray) and hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()  # a torch tensor
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"save: the value of {key!r} is not numeric (got {type(value).__name__})")
+    return arr
+
+
+def save(obj, path):
+    """Write a state dict (mapping str -> tensor/array) to ``path`` as .npz."""
+    if not hasattr(obj, "items"):
+        raise TypeError(f"save: expected a state dict (a mapping name -> tensor), got "
+                        f"{type(obj).__name__}")
+    arrays = OrderedDict()
+    for k, v in obj.items():
+        if not isinstance(k, str):
+            raise TypeError(f"save: state dict keys must be strings, got {k!r}")
+        arrays[k] = _to_array(k, v)
+    # What numpy.savez writes (one .npy per key in a zip), without its keyword-argument
+    # interface, so that no key can clash with savez's own parameters.
+    with zipfile.ZipFile(os.fspath(path), "w", compression=zipfile.ZIP_STORED,
+                         allowZip64=True) as archive:
+        for k, arr in arrays.items():
+            with archive.open(k + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+    return path
+
+
+def load(path):
+    """Read a state dict written by :func:`save`: an ordered dict name -> tensor."""
+    out = OrderedDict()
+    with np.load(os.fspath(path), allow_pickle=False) as archive:
+        for k in archive.files:
+            arr = archive[k]
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"load: {k!r} in {path} has unsupported dtype {arr.dtype}")
+            if arr.dtype.kind != "f":
+                arr = arr.astype(np.int64)
+            elif arr.dtype not in (np.float32, np.float64):
+                arr = arr.astype(np.float32)
+            out[k] = tensor(arr)
+    return out
