@@ -9,6 +9,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* ------------------------------------------------------------------ reference counts */
+
+/* Reference counts are atomic, so tensors that need no gradient (a dataset, constants)
+ * can be inputs of graphs built by several threads at once: every op retains its inputs,
+ * and a plain ++ from two threads loses counts (heap corruption). Increments need no
+ * ordering; a decrement must see the other threads' writes before the object is freed
+ * (acq_rel). TG_REF_DEC returns the new count. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#define TG_REF_INC(p) ((void)_InterlockedIncrement64((volatile long long *)(p)))
+#define TG_REF_DEC(p) ((int64_t)_InterlockedDecrement64((volatile long long *)(p)))
+#else
+#define TG_REF_INC(p) ((void)__atomic_add_fetch((p), 1, __ATOMIC_RELAXED))
+#define TG_REF_DEC(p) __atomic_sub_fetch((p), 1, __ATOMIC_ACQ_REL)
+#endif
+
 /* ------------------------------------------------------------------ storage & tensor */
 
 typedef struct tg_storage {

@@ -77,7 +77,7 @@ tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tens
     return n;
 }
 
-static void node_retain(tg_node *n) { n->refcount++; }
+static void node_retain(tg_node *n) { TG_REF_INC(&n->refcount); }
 
 static void node_drop_tensors(tg_node *n) {
     for (int i = 0; i < n->n_inputs; i++) {
@@ -91,7 +91,7 @@ static void node_drop_tensors(tg_node *n) {
 }
 
 static void node_release(tg_node *n) {
-    if (--n->refcount > 0) return;
+    if (TG_REF_DEC(&n->refcount) > 0) return;
     node_drop_tensors(n);
     free(n);
 }

@@ -86,10 +86,24 @@ tg_status tg_set_num_threads(int n) {
     nthreads_setting = n;
     return TG_OK;
 }
-int tg_get_num_threads(void) { return nthreads_setting ? nthreads_setting : default_nthreads(); }
+int tg_get_num_threads(void) {
+    /* sysconf reads /proc on Linux (microseconds): ask once per thread, then remember */
+    if (!nthreads_setting) nthreads_setting = default_nthreads();
+    return nthreads_setting;
+}
 int tg_get_nthreads_internal(void) { return tg_get_num_threads(); }
 
 /* ------------------------------------------------------------------ creation */
+
+/* Bytes of physical memory, or 0 if unknown. */
+static size_t physical_memory(void) {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (uint64_t)pages <= SIZE_MAX / (uint64_t)page)
+        return (size_t)pages * (size_t)page;
+#endif
+    return 0;
+}
 
 static tg_status check_shape(const char *op, int ndim, const int64_t *shape, int64_t *numel) {
     if (ndim < 0 || ndim > TG_MAX_DIMS)
@@ -128,6 +142,18 @@ tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape, int zer
         return NULL;
     }
     size_t nbytes = (size_t)numel * elsize;
+    /* More bytes than the machine has: fail now. With memory overcommit (Linux
+     * vm.overcommit_memory=1) malloc would succeed and the first write would get the
+     * process killed instead of raising MemoryError. */
+    size_t phys = nbytes > ((size_t)1 << 30) ? physical_memory() : 0;
+    if (phys && nbytes > phys) {
+        char buf[TG_SHAPE_BUF];
+        tg_fail(TG_ERR_NOMEM,
+                "tensor: shape %s of %s needs %zu bytes, more than this machine's %zu bytes "
+                "of memory", tg_shape_str(ndim, shape, buf, sizeof buf), tg_dtype_name(dtype),
+                nbytes, phys);
+        return NULL;
+    }
     tg_tensor *t = malloc(sizeof *t);
     tg_storage *s = malloc(sizeof *s);
     /* Allocate at least one element so data is never NULL. */
@@ -168,7 +194,7 @@ tg_tensor *tg_tensor_view(tg_tensor *t, int ndim, const int64_t *shape) {
     memset(v, 0, sizeof *v);
     v->refcount = 1;
     v->storage = t->storage;
-    t->storage->refcount++;
+    TG_REF_INC(&t->storage->refcount);
     v->data = t->data;
     v->dtype = t->dtype;
     v->ndim = ndim;
@@ -232,7 +258,7 @@ tg_tensor *tg_arange(tg_dtype dtype, double start, double step, int64_t n) {
 /* ------------------------------------------------------------------ reference counting */
 
 void tg_tensor_retain(tg_tensor *t) {
-    if (t) t->refcount++;
+    if (t) TG_REF_INC(&t->refcount);
 }
 
 /* Free x (refcount already 0) and write the references it held into children
@@ -241,14 +267,14 @@ static int free_tensor(tg_tensor *x, tg_tensor **children) {
     int k = 0;
     if (x->grad) children[k++] = x->grad;
     tg_node *n = x->node;
-    if (n && --n->refcount == 0) {
+    if (n && TG_REF_DEC(&n->refcount) == 0) {
         for (int i = 0; i < n->n_inputs; i++)
             if (n->inputs[i]) children[k++] = n->inputs[i];
         if (n->saved) children[k++] = n->saved;
         if (n->grad) children[k++] = n->grad;
         free(n);
     }
-    if (--x->storage->refcount == 0) {
+    if (TG_REF_DEC(&x->storage->refcount) == 0) {
         free(x->storage->data);
         free(x->storage);
     }
@@ -267,7 +293,7 @@ void tg_tensor_release(tg_tensor *t) {
     stack[top++] = t;
     while (top > 0) {
         tg_tensor *x = stack[--top];
-        if (--x->refcount > 0) continue;
+        if (TG_REF_DEC(&x->refcount) > 0) continue;
         tg_tensor *children[TG_NODE_MAX_INPUTS + 3];
         int k = free_tensor(x, children);
         for (int i = 0; i < k; i++) {
@@ -345,7 +371,7 @@ const char *tg_tensor_op_name(const tg_tensor *t) {
 }
 
 tg_tensor *tg_tensor_grad(const tg_tensor *t) {
-    if (t->grad) t->grad->refcount++;
+    if (t->grad) TG_REF_INC(&t->grad->refcount);
     return t->grad;
 }
 
@@ -361,7 +387,7 @@ tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
                            tg_dtype_name(grad->dtype), tg_shape_str(t->ndim, t->shape, b2, sizeof b2),
                            tg_dtype_name(t->dtype));
         }
-        grad->refcount++;
+        TG_REF_INC(&grad->refcount);
     }
     tg_tensor *old = t->grad;
     t->grad = grad;

@@ -35,8 +35,9 @@
  *    naming the op, shapes and dtypes. Both are thread-local.
  *  - The core never aborts, exits or prints. There is no global mutable state except
  *    the thread-local error and grad-mode flags, so independent models may be trained
- *    in parallel threads. Reference counts are not atomic: one tensor graph belongs to
- *    one thread at a time.
+ *    in parallel threads. Reference counts are atomic, so tensors that need no gradient
+ *    (a dataset, constants) may be shared by threads building graphs at once; a graph
+ *    with gradients (its records and its leaves' grads) belongs to one thread at a time.
  *  - All tensors are C-contiguous, row-major. Results are deterministic: every
  *    reduction has a fixed order that does not depend on the thread count.
  *

@@ -49,7 +49,8 @@ def _c_shape(shape):
 
 
 def _from_numpy(arr, dtype, requires_grad=False):
-    arr = np.ascontiguousarray(arr, dtype=dtype.numpy)
+    # np.asarray(order="C"), not np.ascontiguousarray: the latter turns 0-d into (1,)
+    arr = np.asarray(arr, dtype=dtype.numpy, order="C")
     buf = ffi.from_buffer(arr) if arr.size else _NULL
     t = _wrap(lib.tg_from_data(dtype.code, arr.ndim, _c_shape(arr.shape), buf))
     if requires_grad:
@@ -108,6 +109,9 @@ class Tensor:
     for reverse-mode differentiation. Build it with :func:`tapegrad.tensor` and friends."""
 
     __slots__ = ("_h", "__weakref__")
+    # numpy defers binary operators to us: np.float64(2) * t and ndarray + t give Tensors
+    # that stay in the graph, not detached ndarrays (np.exp(t) etc. still give ndarrays)
+    __array_priority__ = 1000
 
     def __init__(self, *args, **kwargs):
         raise TypeError("use tapegrad.tensor(data), tapegrad.zeros(...) etc. to make a Tensor")
@@ -199,7 +203,9 @@ class Tensor:
     def item(self):
         out = ffi.new("double*")
         check(lib.tg_tensor_item(self._h, out))
-        return int(out[0]) if self.dtype is int64 else out[0]
+        if self.dtype is int64:  # exact: a double holds only 53 bits
+            return int(ffi.cast("int64_t *", lib.tg_tensor_data(self._h))[0])
+        return out[0]
 
     def __float__(self):
         return float(self.item())
@@ -469,7 +475,7 @@ def _resolve_shape(shape, numel, old_shape):
 
 
 def _reduce(fn, t, dim, keepdim):
-    if dim is None:
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):  # () = all, as in torch
         return _wrap(fn(t._h, 1, 0, bool(keepdim)))
     if isinstance(dim, (tuple, list)):
         nd = max(t.ndim, 1)

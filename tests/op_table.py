@@ -1,0 +1,766 @@
+"""The op table: one ``OpInfo`` row per op of the C core (``tapegrad.op_names()``).
+
+Each row names the op, how to call it in tapegrad, in PyTorch and in the pure-Python
+reference engine, which sample inputs to try (0-d, size-1 dims, broadcasting, extreme
+values) and which calls must fail (exception type + regex on the message). The same rows
+drive tests/test_ops.py (forward and gradients vs PyTorch and the reference, gradcheck by
+central differences, determinism, error paths); a C op without a row fails the suite.
+
+Sample inputs are float64 numpy arrays (cast to the dtype under test) or int64 arrays
+(class labels: int64 tensors that never require grad). Values are generated from a fixed
+seed per row, so every run sees the same numbers.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+import tapegrad as tg
+
+try:  # written by a colleague; rows that need it are skipped until it exists
+    import tapegrad.nn.functional as F
+except ImportError:  # pragma: no cover
+    F = None
+
+try:
+    import tapegrad.reference as R
+except ImportError:  # pragma: no cover
+    R = None
+
+
+@dataclass
+class Sample:
+    inputs: tuple
+    kwargs: dict = field(default_factory=dict)
+    desc: str = ""
+    # which inputs require grad (default: every floating input)
+    requires_grad: Optional[tuple] = None
+    # False at kinks and clamps, where central differences say nothing useful
+    gradcheck: bool = True
+    # the output's grad_fn is the row's op (False where Python composes several ops)
+    check_name: bool = True
+    # scale floor of the comparison |a - b| <= rtol * max(|b|, scale) (see mismatch())
+    scale: float = 1.0
+    # whether the reference engine is expected to handle this sample
+    reference: bool = True
+
+
+@dataclass
+class ErrorSample:
+    inputs: tuple  # numpy arrays; their dtypes are kept (float32, float64, int64)
+    kwargs: dict
+    exc: type
+    match: str
+    desc: str = ""
+    call: Optional[Callable] = None  # overrides the row's tapegrad callable
+
+
+@dataclass
+class OpInfo:
+    name: str
+    tg: Callable
+    torch: Optional[Callable]
+    ref: Optional[Callable]
+    samples: Callable  # () -> list[Sample]
+    errors: Callable  # () -> list[ErrorSample]
+    domains: tuple  # per input: "real", "pos", "nonzero", "unit", "label"
+    needs_functional: bool = False
+    # inputs the reference engine differentiates (None: all); its losses treat the
+    # target as a constant
+    ref_grads: Optional[tuple] = None
+
+    def __repr__(self):
+        return self.name
+
+
+# ---------------------------------------------------------------------- helpers
+def _rng(name):
+    return np.random.default_rng(sum(map(ord, name)) * 7919)
+
+
+def make(shape, domain, rng):
+    """Random float64 values of one domain. "real" stays 0.1 away from 0 so relu and
+    friends are differentiable at every sample point."""
+    shape = tuple(shape)
+    if domain == "real":
+        return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 2.0, size=shape)
+    if domain == "pos":
+        return rng.uniform(0.5, 2.0, size=shape)
+    if domain == "nonzero":
+        return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)
+    if domain == "unit":
+        return rng.uniform(0.1, 0.9, size=shape)
+    raise ValueError(domain)
+
+
+def arr(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+f32 = np.float32
+f64 = np.float64
+i64 = np.int64
+
+
+def z(*shape, dtype=f32):
+    return np.zeros(shape, dtype=dtype)
+
+
+UNARY_SHAPES = [(), (1,), (5,), (2, 3), (1, 4, 1), (2, 1, 3)]
+BINARY_SHAPES = [
+    ((), ()),
+    ((3,), (3,)),
+    ((2, 3), (2, 3)),
+    ((2, 3), (3,)),
+    ((3,), (2, 3)),
+    ((2, 1), (1, 3)),
+    ((), (2, 3)),
+    ((2, 3), ()),
+    ((1,), (3, 1)),
+    ((4, 1, 3), (2, 1)),
+    ((2, 3), (1, 1)),
+    ((1, 3, 1, 2), (3, 1, 1)),
+]
+
+
+def _int64_error(n_inputs, match):
+    ins = tuple(np.arange(6, dtype=i64).reshape(2, 3) for _ in range(n_inputs))
+    return ErrorSample(ins, {}, TypeError, match, "int64 input")
+
+
+def _binary_errors(name):
+    return [
+        ErrorSample((z(2, 3), z(4)), {}, ValueError,
+                    rf"^{name}: shapes \(2, 3\) and \(4,\) are not broadcastable", "shapes"),
+        ErrorSample((z(2, 3), z(3, 2)), {}, ValueError, r"\(2, 3\) and \(3, 2\)", "shapes"),
+        ErrorSample((z(2, 3), z(3, dtype=f64)), {}, TypeError,
+                    rf"^{name}: dtype mismatch, float32 \(2, 3\) and float64 \(3,\)", "dtypes"),
+        ErrorSample((z(3, dtype=f64), z(3)), {}, TypeError, r"float64.*float32", "dtypes"),
+        _int64_error(2, rf"^{name}: expected a floating tensor .*got int64"),
+        ErrorSample((z(3), np.arange(3, dtype=i64)), {}, TypeError, r"int64", "one int64 input"),
+    ]
+
+
+def _unary_errors(name, kwargs=None):
+    return [ErrorSample((np.arange(3, dtype=i64),), kwargs or {}, TypeError,
+                        rf"^{name}: expected a floating tensor .*got int64", "int64 input")]
+
+
+# ---------------------------------------------------------------------- binary ops
+def _binary_row(name, tg_fn, torch_name, ref_fn, domain_b="real"):
+    def samples():
+        rng = _rng(name)
+        out = [Sample((make(sa, "real", rng), make(sb, domain_b, rng)), desc=f"{sa} {name} {sb}")
+               for sa, sb in BINARY_SHAPES]
+        x = make((3,), "real", rng)
+        out.append(Sample((x, x.copy()), desc="equal values"))
+        sa, sb = (2, 1, 2, 1, 1, 2, 1, 1), (2, 1, 1, 2, 1, 1, 2)
+        out.append(Sample((make(sa, "real", rng), make(sb, domain_b, rng)), desc="8-d broadcast"))
+        out.append(Sample((make((70, 33), "real", rng), make((33,), domain_b, rng)), desc="larger",
+                          gradcheck=False))
+        out.append(Sample((z(0, 3, dtype=f64), make((3,), domain_b, rng)), desc="empty"))
+        out.append(Sample((arr([1e300, -1e-300, 3.0]), arr([1e-10, 1e10, 1e300]) if domain_b != "real"
+                           else arr([2e300, 1e-300, -3.0])),
+                          desc="extreme magnitudes", gradcheck=False, scale=0.0))
+        return out
+
+    def torch_fn(a, b):
+        import torch
+        return getattr(torch, torch_name)(a, b)
+
+    return OpInfo(name, tg_fn, torch_fn, ref_fn, samples, lambda: _binary_errors(name),
+                  ("real", domain_b))
+
+
+ROWS = [
+    _binary_row("add", lambda a, b: a + b, "add", lambda a, b: a + b),
+    _binary_row("sub", lambda a, b: a - b, "sub", lambda a, b: a - b),
+    _binary_row("mul", lambda a, b: a * b, "mul", lambda a, b: a * b),
+    _binary_row("div", lambda a, b: a / b, "div", lambda a, b: a / b, domain_b="nonzero"),
+]
+
+
+# ---------------------------------------------------------------------- ops with a scalar
+def _scalar_row(name, forms, scalars, domain="real", torch_forms=None, extra=()):
+    """forms: {form name: (tapegrad fn(a, s), torch fn(a, s), reference fn(a, s))}."""
+
+    def samples():
+        rng = _rng(name)
+        out = []
+        form_names = list(forms)
+        for i, shape in enumerate(UNARY_SHAPES):
+            for j, s in enumerate(scalars):
+                if (i + j) % 2 and shape:  # every scalar and every shape, not all pairs
+                    continue
+                form = form_names[(i + j) % len(form_names)]
+                out.append(Sample((make(shape, domain, rng),), {"s": s, "form": form},
+                                  desc=f"{shape} {form} s={s}"))
+        out.extend(extra)
+        return out
+
+    def tg_fn(a, s, form=None):
+        return forms[form or next(iter(forms))][0](a, s)
+
+    def torch_fn(a, s, form=None):
+        return forms[form or next(iter(forms))][1](a, s)
+
+    def ref_fn(a, s, form=None):
+        return forms[form or next(iter(forms))][2](a, s)
+
+    return OpInfo(name, tg_fn, torch_fn, ref_fn, samples,
+                  lambda: _unary_errors(name, {"s": 2.0}), (domain,))
+
+
+ROWS += [
+    _scalar_row("add_scalar", {
+        "a+s": (lambda a, s: a + s,) * 3,
+        "s+a": (lambda a, s: s + a,) * 3,
+        "a-s": (lambda a, s: a - s,) * 3,
+    }, [2.5, -1.0, 0.0, 1e-3]),
+    _scalar_row("mul_scalar", {
+        "a*s": (lambda a, s: a * s,) * 3,
+        "s*a": (lambda a, s: s * a,) * 3,
+    }, [3.0, -0.5, 0.0, 1e6]),
+    _scalar_row("rsub_scalar", {"s-a": (lambda a, s: s - a,) * 3}, [2.5, -1.0, 0.0]),
+    _scalar_row("div_scalar", {"a/s": (lambda a, s: a / s,) * 3}, [4.0, -0.25, 3.0, 1e-3]),
+    _scalar_row("rdiv_scalar", {"s/a": (lambda a, s: s / a,) * 3}, [1.0, -2.5, 0.0],
+                domain="nonzero"),
+]
+
+
+def _pow_samples():
+    rng = _rng("pow")
+    out = []
+    for i, shape in enumerate(UNARY_SHAPES):
+        for s in (2.0, 3.0, 1.0, 0.0, -2.0):  # integer exponents: any real base
+            if (i + int(s)) % 2 and shape:
+                continue
+            out.append(Sample((make(shape, "real", rng),), {"s": s}, desc=f"{shape} ** {s}"))
+        for s in (0.5, -1.5, 2.5):  # fractional exponents: positive bases
+            out.append(Sample((make(shape, "pos", rng),), {"s": s}, desc=f"{shape} ** {s}"))
+    out.append(Sample((arr([0.0, 1.0, -2.0]),), {"s": 0.0}, desc="x ** 0 at 0 (zero gradient)",
+                      gradcheck=False))
+    out.append(Sample((arr([0.0, 1.0, -2.0]),), {"s": 2.0}, desc="x ** 2 at 0"))
+    out.append(Sample((arr([0.0, 1.0, 4.0]),), {"s": 1.0}, desc="x ** 1 at 0", gradcheck=False))
+    return out
+
+
+ROWS.append(OpInfo(
+    "pow", lambda a, s: a ** s, lambda a, s: a ** s, lambda a, s: a ** s, _pow_samples,
+    lambda: _unary_errors("pow", {"s": 2.0}) + [
+        ErrorSample((z(3), z(3)), {}, TypeError, r"^pow: only a number exponent",
+                    "tensor exponent", call=lambda a, b: a ** b)],
+    ("real",)))
+
+
+# ---------------------------------------------------------------------- unary ops
+def _unary_row(name, tg_fn, torch_name, ref_fn, domain="real", extra=()):
+    def samples():
+        rng = _rng(name)
+        out = [Sample((make(shape, domain, rng),), desc=str(shape)) for shape in UNARY_SHAPES]
+        out.append(Sample((z(0, 2, dtype=f64),), desc="empty"))
+        out.extend(extra)
+        return out
+
+    def torch_fn(a):
+        import torch
+        return getattr(torch, torch_name)(a)
+
+    return OpInfo(name, tg_fn, torch_fn, ref_fn, samples, lambda: _unary_errors(name), (domain,))
+
+
+ROWS += [
+    _unary_row("neg", lambda a: -a, "neg", lambda a: -a),
+    _unary_row("exp", lambda a: a.exp(), "exp", lambda a: a.exp(), extra=[
+        Sample((arr([-800.0, -100.0, 0.0, 80.0, 700.0]),), desc="extremes", gradcheck=False,
+               scale=0.0, reference=False),
+        Sample((arr([-30.0, -0.0, 30.0]),), desc="wide range", scale=0.0, gradcheck=False),
+    ]),
+    _unary_row("log", lambda a: a.log(), "log", lambda a: a.log(), domain="pos", extra=[
+        Sample((arr([1e-3, 2e-3, 1e-2]),), desc="near 0", scale=0.0),
+        Sample((arr([0.0, 1e-300, 1e300]),), desc="0 and extremes", gradcheck=False, scale=0.0,
+               reference=False),
+    ]),
+    _unary_row("sigmoid", lambda a: a.sigmoid(), "sigmoid", lambda a: a.sigmoid(), extra=[
+        Sample((arr([-400.0, -40.0, 0.0, 40.0, 400.0]),), desc="+-400"),
+        Sample((arr([-400.0, -300.0]),), desc="tiny outputs", scale=0.0),
+    ]),
+    _unary_row("tanh", lambda a: a.tanh(), "tanh", lambda a: a.tanh(), extra=[
+        Sample((arr([-400.0, -20.0, 0.0, 1e-8, 20.0, 400.0]),), desc="+-400"),
+    ]),
+    _unary_row("relu", lambda a: a.relu(), "relu", lambda a: a.relu(), extra=[
+        Sample((arr([-1.0, 0.0, -0.0, 2.0]),), desc="exactly 0 (gradient 0 as in PyTorch)",
+               gradcheck=False),
+        Sample((arr([[0.0, 1e-300], [-1e-300, 3.0]]),), desc="around 0", gradcheck=False),
+    ]),
+]
+
+
+# ---------------------------------------------------------------------- matmul, linear
+MATMUL_SHAPES = [((3,), (3,)), ((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)), ((1, 1), (1, 1)),
+                 ((1, 3), (3, 1)), ((4, 1), (1, 2)), ((1,), (1, 5)), ((2, 0), (0, 3)),
+                 ((0, 3), (3, 2)), ((5, 7), (7, 6))]
+
+
+def _matmul_samples():
+    rng = _rng("matmul")
+    out = [Sample((make(sa, "real", rng), make(sb, "real", rng)), desc=f"{sa} @ {sb}")
+           for sa, sb in MATMUL_SHAPES]
+    # large enough for the threaded / blocked kernels (m n k >= 2^20), odd sizes for edges
+    for sa, sb in [((67, 131), (131, 129)), ((300,), (300, 257)), ((129, 65), (65,))]:
+        out.append(Sample((make(sa, "real", rng), make(sb, "real", rng)), desc=f"{sa} @ {sb}",
+                          gradcheck=False))
+    return out
+
+
+def _matmul_torch(a, b):
+    import torch
+    return torch.matmul(a, b)
+
+
+ROWS.append(OpInfo("matmul", lambda a, b: a @ b, _matmul_torch, lambda a, b: a @ b,
+                   _matmul_samples, lambda: [
+                       ErrorSample((z(2, 3), z(4, 2)), {}, ValueError,
+                                   r"^matmul: shapes \(2, 3\) and \(4, 2\) cannot be multiplied", "k"),
+                       ErrorSample((z(3), z(4)), {}, ValueError, r"\(3,\) and \(4,\)", "1-d"),
+                       ErrorSample((z(2, 2, 2), z(2, 2)), {}, ValueError,
+                                   r"only 1-D and 2-D .*\(2, 2, 2\) and \(2, 2\)", "3-d"),
+                       ErrorSample((np.float32(1.0), z(2)), {}, ValueError, r"\(\) and \(2,\)", "0-d"),
+                       ErrorSample((z(2, 3), z(3, 2, dtype=f64)), {}, TypeError, r"float32.*float64",
+                                   "dtypes"),
+                       _int64_error(2, r"^matmul: .*int64"),
+                   ], ("real", "real")))
+
+
+def _linear_tg(x, w, b=None):
+    return F.linear(x, w, b)
+
+
+def _linear_torch(x, w, b=None):
+    import torch
+    return torch.nn.functional.linear(x, w, b)
+
+
+def _linear_ref(x, w, b=None):
+    return R.linear(x, w, b) if hasattr(R, "linear") else _ref_functional("linear")(x, w, b)
+
+
+def _linear_samples():
+    rng = _rng("linear")
+    out = []
+    for (n, i, o) in [(4, 3, 2), (1, 1, 1), (2, 5, 3), (None, 3, 2), (None, 1, 4), (3, 2, 1)]:
+        xs = (i,) if n is None else (n, i)
+        for bias in (True, False):
+            ins = (make(xs, "real", rng), make((o, i), "real", rng))
+            if bias:
+                ins += (make((o,), "real", rng),)
+            out.append(Sample(ins, desc=f"x{xs} w{(o, i)} {'bias' if bias else 'no bias'}"))
+    out.append(Sample((make((3, 2), "real", rng), make((2, 2), "real", rng), make((2,), "real", rng)),
+                      requires_grad=(False, True, True), desc="constant input"))
+    out.append(Sample((make((65, 129), "real", rng), make((131, 129), "real", rng),
+                       make((131,), "real", rng)), desc="large", gradcheck=False))
+    out.append(Sample((make((3, 2), "real", rng), make((2, 2), "real", rng), make((2,), "real", rng)),
+                      requires_grad=(True, False, False), desc="constant weights"))
+    return out
+
+
+ROWS.append(OpInfo("linear", _linear_tg, _linear_torch, _linear_ref, _linear_samples, lambda: [
+    ErrorSample((z(2, 3), z(4, 4)), {}, ValueError,
+                r"^linear: input of shape \(2, 3\) does not match weight of shape \(4, 4\)", "in"),
+    ErrorSample((z(2, 3), z(4, 3), z(3)), {}, ValueError,
+                r"^linear: bias of shape \(3,\) does not match weight of shape \(4, 3\)", "bias"),
+    ErrorSample((z(2, 3), z(3)), {}, ValueError, r"weight must be 2-D.*\(3,\)", "1-d weight"),
+    ErrorSample((z(2, 2, 3), z(4, 3)), {}, ValueError, r"input must be 1-D or 2-D.*\(2, 2, 3\)", "3-d"),
+    ErrorSample((z(2, 3), z(4, 3, dtype=f64)), {}, TypeError, r"float32.*float64", "dtypes"),
+    ErrorSample((z(2, 3), z(4, 3), z(4, dtype=f64)), {}, TypeError, r"float32.*float64", "bias dtype"),
+    _int64_error(2, r"^linear: .*int64"),
+], ("real", "real", "real"), needs_functional=True))
+
+
+# ---------------------------------------------------------------------- reductions
+def _reduce_row(name):
+    def tg_fn(a, dim=None, keepdim=False):
+        return getattr(a, name)(dim, keepdim)
+
+    def torch_fn(a, dim=None, keepdim=False):
+        if dim is None:
+            dim = tuple(range(a.ndim))
+            if not dim:
+                return getattr(a, name)()
+        return getattr(a, name)(dim, keepdim=keepdim)
+
+    def ref_fn(a, dim=None, keepdim=False):
+        return getattr(a, name)(dim, keepdim)
+
+    def samples():
+        rng = _rng(name)
+        out = []
+        for shape, dim, keepdim in [((), None, False), ((), None, True), ((), 0, False), ((), -1, True),
+                                    ((1,), None, False), ((5,), 0, False), ((5,), -1, True),
+                                    ((2, 3), None, False), ((2, 3), None, True), ((2, 3), 0, False),
+                                    ((2, 3), 1, True), ((2, 3), -1, False), ((2, 1, 3), 1, False),
+                                    ((2, 3, 4), 1, True), ((2, 3, 4), 0, False), ((1, 4, 1), 2, False),
+                                    ((40,), 0, False), ((3, 0), 1, False), ((3, 0), 0, True),
+                                    ((2, 1, 2, 1, 2, 1, 2, 1), 4, True)]:
+            out.append(Sample((make(shape, "real", rng),), {"dim": dim, "keepdim": keepdim},
+                              desc=f"{shape} dim={dim} keepdim={keepdim}"))
+        for shape, dim, keepdim in [((2, 3, 4), (0, 2), False), ((2, 3, 4), (-1, 1), True),
+                                    ((2, 3), (0, 1), False), ((3,), (0,), True)]:
+            out.append(Sample((make(shape, "real", rng),), {"dim": dim, "keepdim": keepdim},
+                              desc=f"{shape} dim={dim} keepdim={keepdim}",
+                              check_name=name == "sum", reference=False))
+        for shape, dim in [((3, 200, 2), 1), ((1000,), 0), ((7, 300), 1), ((300, 7), 0), ((50, 40), None)]:
+            out.append(Sample((make(shape, "real", rng),), {"dim": dim, "keepdim": False},
+                              desc=f"large {shape} dim={dim}", gradcheck=False))
+        # cancellation: float32 summed in double, so still exact here
+        out.append(Sample((arr([1e8, 1.0, -1e8, 1.0]),), {"dim": None, "keepdim": False},
+                          desc="cancellation", scale=1e8, gradcheck=False))
+        return out
+
+    return OpInfo(name, tg_fn, torch_fn, ref_fn, samples, lambda: [
+        ErrorSample((z(2, 3),), {"dim": 2}, IndexError,
+                    rf"^{name}: dim 2 out of range for a 2-d tensor", "dim"),
+        ErrorSample((z(2, 3),), {"dim": -3}, IndexError, r"dim -3 out of range", "dim"),
+        ErrorSample((np.float32(1.0),), {"dim": 1}, IndexError, r"dim 1 out of range for a 0-d", "0-d"),
+        ErrorSample((z(2, 3),), {"dim": (0, 3)}, IndexError, r"dim 3 out of range", "tuple"),
+        ErrorSample((z(2, 3),), {"dim": (1, -1)}, ValueError, r"dimension twice", "repeated"),
+        ErrorSample((z(2, 3),), {"dim": 0.5}, TypeError, r"dim must be an integer", "float dim"),
+        ErrorSample((np.arange(3, dtype=i64),), {}, TypeError,
+                    rf"^{name}: expected a floating tensor .*got int64", "int64"),
+    ], ("real",))
+
+
+ROWS += [_reduce_row("sum"), _reduce_row("mean")]
+
+
+# ---------------------------------------------------------------------- shape ops
+def _reshape_samples():
+    rng = _rng("reshape")
+    out = []
+    for shape, new in [((2, 3), (3, 2)), ((6,), (1, 6, 1)), ((), (1,)), ((1,), ()), ((2, 3), (-1,)),
+                       ((2, 3, 4), (4, -1)), ((1, 1), (1, 1, 1)), ((0, 3), (3, 0)), ((4,), (2, 2))]:
+        out.append(Sample((make(shape, "real", rng),), {"shape": new}, desc=f"{shape} -> {new}"))
+    return out
+
+
+ROWS.append(OpInfo(
+    "reshape", lambda a, shape: a.reshape(shape), lambda a, shape: a.reshape(shape),
+    lambda a, shape: a.reshape(*shape), _reshape_samples, lambda: [
+        ErrorSample((z(2, 3),), {"shape": (4,)}, ValueError,
+                    r"^reshape: shape \(4,\) is invalid for input of shape \(2, 3\)", "numel"),
+        ErrorSample((z(2, 3),), {"shape": (-1, -1)}, ValueError, r"only one dimension can be -1", "-1 -1"),
+        ErrorSample((z(2, 3),), {"shape": (4, -1)}, ValueError, r"\(4, -1\) is invalid .*\(2, 3\)", "-1"),
+        ErrorSample((z(2, 3),), {"shape": (-2, -3)}, ValueError, r"invalid size -2", "negative"),
+        ErrorSample((z(2, 3),), {"shape": (2, 1.5)}, TypeError, r"sizes must be integers", "float"),
+    ], ("real",)))
+
+
+def _transpose_samples():
+    rng = _rng("transpose")
+    out = []
+    for shape, d0, d1 in [((2, 3), 0, 1), ((2, 3), 1, 0), ((2, 3, 4), 0, 2), ((2, 3, 4), -1, -2),
+                          ((3,), 0, 0), ((), 0, -1), ((1, 4), 0, 1), ((2, 2), 1, 1),
+                          ((2, 1, 3, 2), 1, 3), ((3, 0), 0, 1), ((2, 1, 2, 1, 2, 1, 2, 3), 0, 7)]:
+        out.append(Sample((make(shape, "real", rng),), {"d0": d0, "d1": d1},
+                          desc=f"{shape} transpose({d0}, {d1})"))
+    return out
+
+
+def _transpose_torch(a, d0, d1):
+    return a.transpose(d0, d1)
+
+
+ROWS.append(OpInfo(
+    "transpose", lambda a, d0, d1: a.transpose(d0, d1), _transpose_torch,
+    lambda a, d0, d1: a.transpose(d0, d1), _transpose_samples, lambda: [
+        ErrorSample((z(2, 3),), {"d0": 0, "d1": 2}, IndexError,
+                    r"^transpose: dim 2 out of range for a 2-d tensor", "dim"),
+        ErrorSample((z(2, 3),), {"d0": -3, "d1": 0}, IndexError, r"dim -3 out of range", "dim"),
+    ], ("real",)))
+
+
+# ---------------------------------------------------------------------- softmax family
+def _softmax_row(name):
+    def samples():
+        rng = _rng(name)
+        out = []
+        for shape, dim in [((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3), -1), ((2, 3, 4), 1),
+                           ((), 0), ((1,), 0), ((4, 1), 1), ((3, 2, 1), -3)]:
+            out.append(Sample((make(shape, "real", rng),), {"dim": dim}, desc=f"{shape} dim={dim}"))
+        out.append(Sample((arr([[1000.0, 0.0, -1000.0], [-500.0, -500.0, -500.0]]),), {"dim": 1},
+                          desc="huge spread", gradcheck=False))
+        out.append(Sample((arr([[800.0, 799.0, 798.0]]),), {"dim": -1}, desc="large equal-ish"))
+        return out
+
+    def torch_fn(a, dim):
+        return getattr(a, name)(dim)
+
+    return OpInfo(name, lambda a, dim: getattr(a, name)(dim), torch_fn,
+                  lambda a, dim: getattr(a, name)(dim), samples, lambda: [
+                      ErrorSample((z(2, 3),), {"dim": 2}, IndexError,
+                                  rf"^{name}: dim 2 out of range for a 2-d tensor", "dim"),
+                      ErrorSample((np.arange(3, dtype=i64),), {"dim": 0}, TypeError,
+                                  rf"^{name}: expected a floating tensor .*got int64", "int64"),
+                  ], ("real",))
+
+
+ROWS += [_softmax_row("softmax"), _softmax_row("log_softmax")]
+
+
+# ---------------------------------------------------------------------- losses
+def _ref_functional(name):
+    """The reference engine's function ``name`` (module level or reference.functional)."""
+    for mod in (R, getattr(R, "functional", None), getattr(getattr(R, "nn", None), "functional", None)):
+        if mod is not None and hasattr(mod, name):
+            return getattr(mod, name)
+    return None
+
+
+def _loss_row(name, domains, target_grad, extra=(), error_extra=()):
+    def tg_fn(p, t, reduction="mean"):
+        return getattr(F, name)(p, t, reduction=reduction)
+
+    def torch_fn(p, t, reduction="mean"):
+        import torch
+        return getattr(torch.nn.functional, name)(p, t, reduction=reduction)
+
+    def ref_fn(p, t, reduction="mean"):
+        return _ref_functional(name)(p, t, reduction=reduction)
+
+    def samples():
+        rng = _rng(name)
+        out = []
+        for i, shape in enumerate([(), (1,), (5,), (2, 3), (1, 4, 1)]):
+            for reduction in ("mean", "sum", "none"):
+                p, t = make(shape, domains[0], rng), make(shape, domains[1], rng)
+                if domains[1] == "unit" and i % 2:
+                    t = np.round(t)  # hard 0/1 labels as well as soft ones
+                out.append(Sample((p, t), {"reduction": reduction},
+                                  requires_grad=(True, target_grad), desc=f"{shape} {reduction}"))
+        out.extend(extra)
+        return out
+
+    return OpInfo(name, tg_fn, torch_fn, ref_fn, samples, lambda: [
+        ErrorSample((z(2, 3), z(3)), {}, ValueError,
+                    rf"^{name}: input of shape \(2, 3\) and target of shape \(3,\)", "shapes"),
+        ErrorSample((z(2, 3), z(2, 3, dtype=f64)), {}, TypeError, r"float32.*float64", "dtypes"),
+        ErrorSample((z(3), z(3)), {"reduction": "avg"}, ValueError, r"reduction must be", "reduction"),
+        _int64_error(2, rf"^{name}: expected a floating tensor .*got int64"),
+        *error_extra,
+    ], domains, needs_functional=True, ref_grads=(0,))
+
+
+ROWS += [
+    _loss_row("mse_loss", ("real", "real"), True, extra=[
+        Sample((arr([1.0, 2.0]), arr([1.0, 2.0])), {"reduction": "mean"}, desc="zero loss"),
+    ]),
+    _loss_row("binary_cross_entropy", ("unit", "unit"), False, extra=[
+        Sample((arr([0.0, 1.0, 0.0, 1.0, 1e-30, 1 - 1e-16]), arr([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])),
+               {"reduction": "none"}, requires_grad=(True, False),
+               desc="p of exactly 0 and 1 (logs clamped at -100)", gradcheck=False),
+        Sample((arr([1e-10, 0.5, 1 - 1e-10]), arr([0.0, 0.5, 1.0])), {"reduction": "sum"},
+               requires_grad=(True, False), desc="near 0 and 1", gradcheck=False),
+    ], error_extra=[
+        ErrorSample((np.full(3, 1.5, f32), z(3)), {}, ValueError,
+                    r"^binary_cross_entropy: all elements of input should be between 0 and 1", "p>1"),
+        ErrorSample((z(3), np.full(3, -0.5, f32)), {}, ValueError,
+                    r"all elements of target should be between 0 and 1",
+                    "t<0"),
+        ErrorSample((np.full(3, np.nan, f32), z(3)), {}, ValueError, r"between 0 and 1", "nan"),
+    ]),
+    _loss_row("binary_cross_entropy_with_logits", ("real", "unit"), True, extra=[
+        Sample((arr([-400.0, -40.0, 0.0, 40.0, 400.0]), arr([0.0, 1.0, 0.5, 0.0, 1.0])),
+               {"reduction": "none"}, desc="logits +-400"),
+        Sample((arr([-400.0, 400.0]), arr([1.0, 0.0])), {"reduction": "mean"}, desc="huge losses",
+               scale=0.0),
+    ]),
+]
+
+
+def _ce_samples():
+    rng = _rng("cross_entropy")
+    out = []
+    for n, c in [(4, 5), (1, 1), (1, 3), (3, 2), (None, 4), (None, 1)]:
+        for reduction in ("mean", "sum", "none"):
+            if n is None:
+                logits, labels = make((c,), "real", rng), np.array(rng.integers(c), dtype=i64)
+            else:
+                logits, labels = make((n, c), "real", rng), rng.integers(0, c, size=n).astype(i64)
+            out.append(Sample((logits, labels), {"reduction": reduction},
+                              desc=f"logits {logits.shape} {reduction}"))
+    out.append(Sample((arr([[1000.0, 0.0, -1000.0], [0.0, 0.0, 700.0]]), np.array([2, 2], dtype=i64)),
+                      {"reduction": "none"}, desc="extreme logits", gradcheck=False, scale=0.0))
+    return out
+
+
+def _ce_tg(logits, labels, reduction="mean"):
+    return F.cross_entropy(logits, labels, reduction=reduction)
+
+
+def _ce_torch(logits, labels, reduction="mean"):
+    import torch
+    return torch.nn.functional.cross_entropy(logits, labels, reduction=reduction)
+
+
+def _ce_ref(logits, labels, reduction="mean"):
+    return _ref_functional("cross_entropy")(logits, labels, reduction=reduction)
+
+
+ROWS.append(OpInfo("cross_entropy", _ce_tg, _ce_torch, _ce_ref, _ce_samples, lambda: [
+    ErrorSample((z(2, 3), np.array([0, 3], dtype=i64)), {}, IndexError,
+                r"^cross_entropy: target 3 at index 1 is out of range for 3 classes", "label"),
+    ErrorSample((z(2, 3), np.array([-1, 0], dtype=i64)), {}, IndexError, r"target -1", "negative"),
+    ErrorSample((z(2, 3), np.array([0.0, 1.0], dtype=f32)), {}, TypeError,
+                r"^cross_entropy: target must hold integer class indices", "float labels"),
+    ErrorSample((z(2, 3), np.array([0, 1, 2], dtype=i64)), {}, ValueError,
+                r"input of shape \(2, 3\) needs a target of shape \(2,\).*got \(3,\)", "shape"),
+    ErrorSample((z(2, 2, 3), np.array([0, 1], dtype=i64)), {}, ValueError, r"\(2, 2, 3\)", "3-d"),
+    ErrorSample((np.arange(6, dtype=i64).reshape(2, 3), np.array([0, 1], dtype=i64)), {}, TypeError,
+                r"^cross_entropy: expected a floating tensor .*got int64", "int64 logits"),
+    ErrorSample((z(2, 3), np.array([0, 1], dtype=i64)), {"reduction": "avg"}, ValueError,
+                r"reduction must be", "reduction"),
+], ("real", "label"), needs_functional=True, ref_grads=(0,)))
+
+
+ROWS_BY_NAME = {row.name: row for row in ROWS}
+
+
+# ---------------------------------------------------------------------- running a sample
+RTOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def float_inputs(sample):
+    """Indices of the inputs that are floating (differentiable) arrays."""
+    return [i for i, x in enumerate(sample.inputs) if np.asarray(x).dtype.kind == "f"]
+
+
+def grad_mask(sample):
+    """Per input: whether it requires grad in this sample."""
+    fl = set(float_inputs(sample))
+    return [i in fl and (sample.requires_grad is None or bool(sample.requires_grad[i]))
+            for i in range(len(sample.inputs))]
+
+
+def to_tg(x, dtype, requires_grad=False):
+    x = np.asarray(x)
+    if x.dtype.kind in "iu":
+        return tg.tensor(x, dtype=tg.int64)
+    with np.errstate(over="ignore"):  # 1e300 -> inf in float32 is intended
+        x = x.astype(dtype.numpy)
+    return tg.tensor(x, dtype=dtype, requires_grad=requires_grad)
+
+
+def grad_output(shape, seed=0):
+    """The fixed upstream gradient used to run backward on a sample's output."""
+    return np.random.default_rng(1234 + seed).uniform(-1.0, 1.0, size=shape)
+
+
+def run_tg(row, sample, dtype, backward=True):
+    """(output values, [grad of each input or None]) computed by tapegrad."""
+    mask = grad_mask(sample)
+    leaves = [to_tg(x, dtype, m) for x, m in zip(sample.inputs, mask)]
+    out = row.tg(*leaves, **sample.kwargs)
+    values = out.numpy().copy()
+    grads = None
+    if backward and any(mask):
+        out.backward(tg.tensor(grad_output(values.shape).astype(dtype.numpy), dtype=dtype))
+        grads = []
+        for leaf, m in zip(leaves, mask):
+            g = leaf.grad if m else None
+            grads.append(None if g is None else g.numpy().copy())
+    return values, grads
+
+
+def run_torch(row, sample, dtype, backward=True):
+    """(output values, [grad of each input or None]) computed by PyTorch."""
+    import torch
+
+    mask = grad_mask(sample)
+    leaves = []
+    for x, m in zip(sample.inputs, mask):
+        x = np.asarray(x)
+        if x.dtype.kind in "iu":
+            leaves.append(torch.from_numpy(x.astype(np.int64)))
+        else:
+            with np.errstate(over="ignore"):
+                leaves.append(torch.tensor(x.astype(dtype.numpy), requires_grad=m))
+    out = row.torch(*leaves, **sample.kwargs)
+    values = out.detach().numpy().copy()
+    grads = None
+    if backward and any(mask):
+        out.backward(torch.from_numpy(grad_output(values.shape).astype(dtype.numpy)))
+        grads = [None if not m or leaf.grad is None else leaf.grad.numpy().copy()
+                 for leaf, m in zip(leaves, mask)]
+    return values, grads
+
+
+def mismatch(actual, expected, rtol, scale=1.0):
+    """None if actual matches expected, else a description of the worst element.
+
+    The criterion is scale-aware relative error: |a - b| <= rtol * max(|b|, scale), where
+    scale floors the magnitude an element is compared against (the inputs of the op
+    tables are O(1), so scale 1 absorbs the rounding of sums that cancel to ~0; samples of
+    extreme magnitudes use scale 0, a pure relative test). NaN must meet NaN and an
+    infinity the same infinity."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if a.shape != b.shape:
+        return f"shape {a.shape} != expected {b.shape}"
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if (nan_a != nan_b).any():
+        return f"NaN at different places: {a} vs {b}"
+    inf_b = np.isinf(b)
+    if (np.isinf(a) != inf_b).any() or (a[inf_b] != b[inf_b]).any():
+        return f"infinities differ: {a} vs {b}"
+    fin = ~(nan_b | inf_b)
+    if not fin.any():
+        return None
+    err = np.abs(a[fin] - b[fin])
+    tol = rtol * np.maximum(np.abs(b[fin]), scale)
+    bad = err > tol
+    if bad.any():
+        k = int(np.argmax(np.where(bad, err / np.maximum(tol, 1e-300), 0)))
+        return (f"element {k}: {a[fin][k]!r} vs expected {b[fin][k]!r} (error {err[k]:.3g} > "
+                f"tolerance {tol[k]:.3g})")
+    return None
+
+
+def assert_close(actual, expected, rtol, scale=1.0, what=""):
+    msg = mismatch(actual, expected, rtol, scale)
+    assert msg is None, f"{what}: {msg}"
+
+
+def to_ref(x):
+    """A numpy array as the reference engine's input: an RTensor of fresh leaf Values,
+    or plain Python ints for class labels."""
+    x = np.asarray(x)
+    if x.dtype.kind in "iu":
+        return x.tolist()
+    return R.RTensor([float(v) for v in x.ravel()], x.shape)
+
+
+def ref_array(t, attr="data"):
+    return np.array([getattr(v, attr) for v in t.values], dtype=np.float64).reshape(t.shape)
+
+
+def ref_backward(out, w):
+    """Backward of sum(out * w) in the reference engine (it seeds only one-element
+    tensors); the seed each output element receives is exactly w."""
+    (out * R.RTensor([float(v) for v in np.ravel(w)], np.shape(w))).sum().backward()
+
+
+def run_reference(row, sample):
+    """(values, [grad or None per input]) from the reference engine, in float64, or None
+    when the row has no reference callable."""
+    if R is None or row.ref is None:
+        return None
+    args = [to_ref(x) for x in sample.inputs]
+    out = row.ref(*args, **sample.kwargs)
+    values = ref_array(out)
+    mask = grad_mask(sample)
+    grads = None
+    if any(mask):
+        ref_backward(out, grad_output(values.shape))
+        grads = [ref_array(a, "grad") if m and (row.ref_grads is None or i in row.ref_grads) else None
+                 for i, (a, m) in enumerate(zip(args, mask))]
+    return values, grads
