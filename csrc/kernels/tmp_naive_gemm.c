@@ -1,7 +1,7 @@
 /* TEMPORARY naive gemm until the packed kernels land. */
 #include "tapegrad.h"
 #define NAIVE(NAME, T) \
-void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, int ta, const T *B, int64_t ldb, int tb, T *C, int64_t ldc, int acc, int nt) { \
+__attribute__((weak)) void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, int ta, const T *B, int64_t ldb, int tb, T *C, int64_t ldc, int acc, int nt) { \
     (void)nt; \
     for (int64_t i = 0; i < M; i++) for (int64_t j = 0; j < N; j++) { \
         T s = 0; \
@@ -9,4 +9,4 @@ void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, int ta, cons
         C[i*ldc+j] = acc ? C[i*ldc+j] + s : s; } }
 NAIVE(tg_gemm_f32, float)
 NAIVE(tg_gemm_f64, double)
-const char *tg_simd_level(void) { return "generic"; }
+__attribute__((weak)) const char *tg_simd_level(void) { return "generic"; }

@@ -36,13 +36,14 @@ static tg_tensor *softmax_forward(tg_op op, tg_tensor *a, int dim) {
                 for (int64_t l = 0; l < len; l++)
                     if (xs[l * inner] > m) m = xs[l * inner];
                 if (m == -INFINITY) m = 0; /* all -inf: avoid inf - inf */
-                T s = 0;
+                double s = 0; /* summed in double: float32 stays accurate for many classes */
                 for (int64_t l = 0; l < len; l++) s += exp(xs[l * inner] - m);
                 if (is_log) {
-                    T lse = log(s);
+                    T lse = (T)log(s);
                     for (int64_t l = 0; l < len; l++) ys[l * inner] = xs[l * inner] - m - lse;
                 } else {
-                    for (int64_t l = 0; l < len; l++) ys[l * inner] = exp(xs[l * inner] - m) / s;
+                    T sum = (T)s;
+                    for (int64_t l = 0; l < len; l++) ys[l * inner] = exp(xs[l * inner] - m) / sum;
                 }
             }
     });
@@ -334,9 +335,9 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
             for (int64_t c = 0; c < classes; c++)
                 if (row[c] > m) m = row[c];
             if (m == -INFINITY) m = 0;
-            T sum = 0;
+            double sum = 0; /* in double, as in softmax */
             for (int64_t c = 0; c < classes; c++) sum += exp(row[c] - m);
-            T lsum = log(sum);
+            T lsum = (T)log(sum);
             st[2 * i] = m;
             st[2 * i + 1] = lsum;
             l[i] = -((row[lab[i]] - m) - lsum);
