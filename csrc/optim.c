@@ -246,3 +246,40 @@ tg_tensor *tg_optim_state(const tg_optim *o, int64_t i, int which) {
     if (s) tg_tensor_retain(s);
     return s;
 }
+
+int64_t tg_optim_param_steps(const tg_optim *o, int64_t i) {
+    return i >= 0 && i < o->n ? o->param_steps[i] : -1;
+}
+
+tg_status tg_optim_load_state(tg_optim *o, int64_t i, int which, const tg_tensor *src,
+                              int64_t param_steps) {
+    if (i < 0 || i >= o->n)
+        return tg_fail(TG_ERR_INDEX, "optimizer load_state: parameter index %lld out of range "
+                       "(%lld parameters)", (long long)i, (long long)o->n);
+    int nstates = o->kind == OPTIM_ADAM ? 2 : 1;
+    if (which < 0 || which >= nstates)
+        return tg_fail(TG_ERR_INDEX, "optimizer load_state: state %d does not exist", which);
+    if (param_steps < 0)
+        return tg_fail(TG_ERR_ARG, "optimizer load_state: negative step count %lld",
+                       (long long)param_steps);
+    tg_tensor *param = o->params[i];
+    if (!src || src->dtype != param->dtype || src->ndim != param->ndim ||
+        memcmp(src->shape, param->shape, (size_t)param->ndim * sizeof(int64_t)) != 0) {
+        char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
+        return tg_fail(TG_ERR_SHAPE, "optimizer load_state: state of shape %s (%s) does not match "
+                       "parameter %lld of shape %s (%s)",
+                       src ? tg_shape_str(src->ndim, src->shape, b1, sizeof b1) : "NULL",
+                       src ? tg_dtype_name(src->dtype) : "-", (long long)i,
+                       tg_shape_str(param->ndim, param->shape, b2, sizeof b2),
+                       tg_dtype_name(param->dtype));
+    }
+    tg_tensor **slot = which == 0 ? &o->state0[i] : &o->state1[i];
+    if (!*slot) {
+        *slot = tg_tensor_new_like(param, 0);
+        if (!*slot) return TG_ERR_NOMEM;
+    }
+    memcpy((*slot)->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+    o->param_steps[i] = param_steps;
+    if (param_steps > o->steps) o->steps = param_steps;
+    return TG_OK;
+}

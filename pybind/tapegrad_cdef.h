@@ -97,6 +97,9 @@ tg_status tg_optim_set_lr(tg_optim *opt, double lr);
 double tg_optim_get_lr(const tg_optim *opt);
 int64_t tg_optim_steps(const tg_optim *opt);
 tg_tensor *tg_optim_state(const tg_optim *opt, int64_t param_index, int which);
+int64_t tg_optim_param_steps(const tg_optim *opt, int64_t param_index);
+tg_status tg_optim_load_state(tg_optim *opt, int64_t param_index, int which,
+                              const tg_tensor *src, int64_t param_steps);
 void tg_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int trans_a,
                  const float *B, int64_t ldb, int trans_b, float *C, int64_t ldc,
                  int accumulate, int nthreads);

@@ -259,6 +259,12 @@ int64_t tg_optim_steps(const tg_optim *opt);
 /* Per-parameter state buffer `which` (SGD: 0 = momentum; Adam: 0 = exp_avg,
  * 1 = exp_avg_sq) as a new reference, or NULL if it does not exist yet. */
 tg_tensor *tg_optim_state(const tg_optim *opt, int64_t param_index, int which);
+/* Per-parameter steps taken (Adam's bias-correction step t), or -1 for a bad index. */
+int64_t tg_optim_param_steps(const tg_optim *opt, int64_t param_index);
+/* Restore state buffer `which` of one parameter from src (same shape and dtype as the
+ * parameter; copied) and its step count, e.g. when loading a checkpoint. */
+tg_status tg_optim_load_state(tg_optim *opt, int64_t param_index, int which,
+                              const tg_tensor *src, int64_t param_steps);
 
 /* ---------------------------------------------------------------- kernels & threads */
 

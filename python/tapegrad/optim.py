@@ -9,7 +9,9 @@ import numbers
 from collections.abc import MutableMapping
 
 from ._ffi import check, ffi, last_error, lib
-from .tensor import Tensor, _gc, _new_tensor, _release, enable_grad
+import numpy as np
+
+from .tensor import Tensor, _gc, _new_tensor, _release, enable_grad, tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -138,11 +140,48 @@ class Optimizer:
                     t = _tensor_from_ptr(p)
                     entry[name] = t.numpy().copy()
             if entry:
+                if self._state_names == ("exp_avg", "exp_avg_sq"):
+                    entry["step"] = float(lib.tg_optim_param_steps(self._h, i))
                 state[i] = entry
         group = dict(self.defaults)
         group["lr"] = self.lr
         group["params"] = list(range(len(self._params)))
         return {"state": state, "param_groups": [group], "step": self.steps}
+
+    def load_state_dict(self, state_dict):
+        """Restore what :meth:`state_dict` returned (same parameters, same hyper-parameters;
+        the learning rate is taken from the dict, as PyTorch does)."""
+        try:
+            group = state_dict["param_groups"][0]
+            state = state_dict["state"]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups', "
+                             "as returned by state_dict()") from None
+        if len(group.get("params", ())) != len(self._params):
+            raise ValueError(f"load_state_dict: the saved state has {len(group.get('params', ()))} "
+                             f"parameters, this optimizer has {len(self._params)}")
+        for key, value in self.defaults.items():
+            if key != "lr" and key in group and group[key] != value:
+                raise ValueError(f"load_state_dict: saved {key}={group[key]!r} differs from this "
+                                 f"optimizer's {key}={value!r}; create it with the same value")
+        for i, entry in state.items():
+            i = int(i)
+            if not 0 <= i < len(self._params):
+                raise ValueError(f"load_state_dict: state for parameter {i}, but there are "
+                                 f"{len(self._params)}")
+            steps = int(entry.get("step", state_dict.get("step", 0)))
+            for which, name in enumerate(self._state_names):
+                if name not in entry:
+                    continue
+                param = self._params[i]
+                src = np.asarray(entry[name])
+                if src.shape != param.shape:
+                    raise ValueError(f"load_state_dict: state {name!r} of parameter {i} has shape "
+                                     f"{src.shape}, the parameter has shape {param.shape}")
+                t = tensor(src, dtype=param.dtype)
+                check(lib.tg_optim_load_state(self._h, i, which, t._h, steps))
+        if "lr" in group:
+            self.lr = group["lr"]
 
     def __repr__(self):
         hp = ", ".join(f"{k}={v}" for k, v in self.defaults.items() if k != "lr")
