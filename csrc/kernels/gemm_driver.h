@@ -1,0 +1,382 @@
+/* kernels/gemm_driver.h — the blocked gemm driver, written once for both dtypes.
+ *
+ * Included twice by gemm.c with GEMM_T (float / double) and GEMM_SFX (f32 / f64) defined;
+ * not a header for anyone else. Loop nest (GotoBLAS / BLIS):
+ *
+ *   for jc over N by NC            B block  kc x nc  packed once per (jc, pc), lives in L3
+ *     for pc over K by KC          K blocks depend on K and the kernel only (determinism)
+ *       pack op(B)[pc.., jc..]
+ *       for ic over M by MC        A block  mc x kc  packed, lives in L2
+ *         pack op(A)[ic.., pc..]
+ *         for jr over nc by NR     B micro-panel kc x NR stays in L1
+ *           for ir over mc by MR   micro-kernel: MR x NR tile of C in registers
+ */
+#if !defined(GEMM_T) || !defined(GEMM_SFX) || !defined(GEMM_KERNEL_TABLE)
+#error "gemm_driver.h is a template: define GEMM_T, GEMM_SFX, GEMM_KERNEL_TABLE first"
+#endif
+
+#define GEMM_CAT_(a, b) a##_##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
+#define GEMM_NAME(name) GEMM_CAT(name, GEMM_SFX)
+
+/* A micro-kernel and the block sizes that suit it. */
+typedef struct {
+    int mr, nr;             /* tile */
+    int64_t mc, kc, nc;     /* cache blocks: mc a multiple of mr, nc a multiple of nr */
+    void (*run)(int64_t kc, const GEMM_T *a_panel, const GEMM_T *b_panel, GEMM_T *C,
+                int64_t ldc, int load_c);
+} GEMM_NAME(gemm_kernel);
+
+/* Generic micro-kernel, plain C (the compiler vectorizes the j loops with baseline SIMD).
+ * C[4 x 32/sizeof(T)] = (load_c ? C : 0) + a_panel[kc x 4]^T . b_panel[kc x 32/sizeof(T)] */
+static void GEMM_NAME(ukernel_generic)(int64_t kc, const GEMM_T *a_panel,
+                                       const GEMM_T *b_panel, GEMM_T *C, int64_t ldc,
+                                       int load_c) {
+    enum { MR = GEMM_GENERIC_MR, NR = 32 / (int)sizeof(GEMM_T) };
+    GEMM_T acc[MR][NR] = {{0}};
+    for (int64_t k = 0; k < kc; k++) {
+        for (int i = 0; i < MR; i++) {
+            GEMM_T a = a_panel[i];
+            for (int j = 0; j < NR; j++) acc[i][j] += a * b_panel[j];
+        }
+        a_panel += MR;
+        b_panel += NR;
+    }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++)
+            C[i * ldc + j] = load_c ? C[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+/* a_pack[panel p][k][i] = op(A)(p*mr + i, k) for an mc x kc block, rows past mc zeroed.
+ * op(A)(i, k) = A[i*rs + k*cs]. */
+static void GEMM_NAME(pack_a)(int64_t mc, int64_t kc, const GEMM_T *A, int64_t rs, int64_t cs,
+                              int mr, GEMM_T *a_pack) {
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+        int64_t m = mc - i0 < mr ? mc - i0 : mr;
+        const GEMM_T *a = A + i0 * rs;
+        if (rs == 1 && m == mr) { /* panel rows contiguous in memory (trans_a) */
+            for (int64_t k = 0; k < kc; k++, a_pack += mr)
+                for (int i = 0; i < mr; i++) a_pack[i] = a[k * cs + i];
+        } else {
+            for (int64_t k = 0; k < kc; k++, a_pack += mr) {
+                int i = 0;
+                for (; i < m; i++) a_pack[i] = a[i * rs + k * cs];
+                for (; i < mr; i++) a_pack[i] = 0;
+            }
+        }
+    }
+}
+
+/* b_pack[panel p][k][j] = op(B)(k, p*nr + j) for a kc x nc block, columns past nc zeroed.
+ * op(B)(k, j) = B[k*rs + j*cs]. */
+static void GEMM_NAME(pack_b)(int64_t kc, int64_t nc, const GEMM_T *B, int64_t rs, int64_t cs,
+                              int nr, GEMM_T *b_pack) {
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+        int64_t n = nc - j0 < nr ? nc - j0 : nr;
+        const GEMM_T *b = B + j0 * cs;
+        if (cs == 1 && n == nr) { /* panel columns contiguous in memory (no trans_b) */
+            for (int64_t k = 0; k < kc; k++, b_pack += nr)
+                for (int j = 0; j < nr; j++) b_pack[j] = b[k * rs + j];
+        } else {
+            for (int64_t k = 0; k < kc; k++, b_pack += nr) {
+                int j = 0;
+                for (; j < n; j++) b_pack[j] = b[k * rs + j * cs];
+                for (; j < nr; j++) b_pack[j] = 0;
+            }
+        }
+    }
+}
+
+/* C block [mc x nc] (+)= a_pack . b_pack. Edge tiles are computed whole into a buffer by
+ * the same micro-kernel, then the valid part is stored: every element sees one arithmetic. */
+static void GEMM_NAME(macro_kernel)(const GEMM_NAME(gemm_kernel) *kern, int64_t mc, int64_t nc,
+                                    int64_t kc, const GEMM_T *a_pack, const GEMM_T *b_pack,
+                                    GEMM_T *C, int64_t ldc, int load_c) {
+    const int mr = kern->mr, nr = kern->nr;
+    GEMM_T edge[TG_GEMM_MAX_MR * TG_GEMM_MAX_NR];
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+        int64_t n = nc - j0 < nr ? nc - j0 : nr;
+        const GEMM_T *b_panel = b_pack + j0 * kc;
+        for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+            int64_t m = mc - i0 < mr ? mc - i0 : mr;
+            const GEMM_T *a_panel = a_pack + i0 * kc;
+            GEMM_T *c = C + i0 * ldc + j0;
+            if (m == mr && n == nr) {
+                kern->run(kc, a_panel, b_panel, c, ldc, load_c);
+                continue;
+            }
+            kern->run(kc, a_panel, b_panel, edge, nr, 0);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++)
+                    c[i * ldc + j] = load_c ? c[i * ldc + j] + edge[i * nr + j] : edge[i * nr + j];
+        }
+    }
+}
+
+/* K is cut into ceil(K / kc) nearly equal blocks: a function of K and the kernel only, never
+ * of the thread split, so every C element is summed in the same order. */
+static int64_t GEMM_NAME(k_block)(const GEMM_NAME(gemm_kernel) *kern, int64_t K) {
+    int64_t nblocks = (K + kern->kc - 1) / kern->kc;
+    return (K + nblocks - 1) / nblocks;
+}
+
+/* Elements of packing workspace gemm_packed needs for an M x N x K problem: the A block
+ * (rounded up to 64 bytes, so the B block that follows stays aligned) plus the B block. */
+static size_t GEMM_NAME(pack_workspace)(const GEMM_NAME(gemm_kernel) *kern, int64_t M,
+                                        int64_t N, int64_t K, size_t *a_len_out) {
+    int64_t kb = GEMM_NAME(k_block)(kern, K);
+    int64_t mc_max = M < kern->mc ? (M + kern->mr - 1) / kern->mr * kern->mr : kern->mc;
+    int64_t nc_max = N < kern->nc ? (N + kern->nr - 1) / kern->nr * kern->nr : kern->nc;
+    size_t a_len = ((size_t)(mc_max * kb) + 15) & ~(size_t)15;
+    size_t b_len = ((size_t)(nc_max * kb) + 15) & ~(size_t)15;
+    if (a_len_out) *a_len_out = a_len;
+    return a_len + b_len;
+}
+
+/* Packed, blocked C[M x N] (+)= op(A) . op(B) on one thread; M, N, K > 0.
+ * op(A)(i,k) = A[i*a_rs + k*a_cs], op(B)(k,j) = B[k*b_rs + j*b_cs].
+ * work: pack_workspace() elements, 64-byte aligned; or NULL to allocate here (on the stack
+ * when small). Returns 0, or -1 (C untouched) when no workspace could be allocated. */
+static int GEMM_NAME(gemm_packed)(const GEMM_NAME(gemm_kernel) *kern, int64_t M, int64_t N,
+                                  int64_t K, const GEMM_T *A, int64_t a_rs, int64_t a_cs,
+                                  const GEMM_T *B, int64_t b_rs, int64_t b_cs, GEMM_T *C,
+                                  int64_t ldc, int accumulate, GEMM_T *work) {
+    const int mr = kern->mr, nr = kern->nr;
+    int64_t kb = GEMM_NAME(k_block)(kern, K);
+    size_t a_len, work_len = GEMM_NAME(pack_workspace)(kern, M, N, K, &a_len);
+
+    enum { STACK_ELEMS = 24576 / sizeof(GEMM_T) };
+    _Alignas(64) GEMM_T stack_buf[STACK_ELEMS];
+    void *heap = NULL;
+    if (!work && work_len <= STACK_ELEMS) {
+        work = stack_buf;
+    } else if (!work) {
+        heap = malloc(work_len * sizeof(GEMM_T) + 64);
+        if (!heap) return -1;
+        work = (GEMM_T *)(((uintptr_t)heap + 63) & ~(uintptr_t)63);
+    }
+    GEMM_T *a_pack = work, *b_pack = work + a_len;
+
+    for (int64_t jc = 0; jc < N; jc += kern->nc) {
+        int64_t nc = N - jc < kern->nc ? N - jc : kern->nc;
+        for (int64_t pc = 0; pc < K; pc += kb) {
+            int64_t kc = K - pc < kb ? K - pc : kb;
+            int load_c = accumulate || pc > 0;
+            GEMM_NAME(pack_b)(kc, nc, B + pc * b_rs + jc * b_cs, b_rs, b_cs, nr, b_pack);
+            for (int64_t ic = 0; ic < M; ic += kern->mc) {
+                int64_t mc = M - ic < kern->mc ? M - ic : kern->mc;
+                GEMM_NAME(pack_a)(mc, kc, A + ic * a_rs + pc * a_cs, a_rs, a_cs, mr, a_pack);
+                GEMM_NAME(macro_kernel)(kern, mc, nc, kc, a_pack, b_pack, C + ic * ldc + jc,
+                                        ldc, load_c);
+            }
+        }
+    }
+    free(heap);
+    return 0;
+}
+
+/* Small problems: no packing, no blocking. C[M x N] (+)= op(A) . op(B); M, N, K > 0.
+ * Each element: s = sum over k in increasing order of a(i,k)*b(k,j); then C = s or C + s.
+ * Three loop orders, so that the independent sums sit in registers or vector lanes. */
+static void GEMM_NAME(gemm_small)(int64_t M, int64_t N, int64_t K, const GEMM_T *A,
+                                  int64_t a_rs, int64_t a_cs, const GEMM_T *B, int64_t b_rs,
+                                  int64_t b_cs, GEMM_T *C, int64_t ldc, int accumulate) {
+    enum { CHUNK = 64 };
+    if (b_cs == 1 && N >= 8) { /* rows of op(B) contiguous: a row chunk of C at a time */
+        GEMM_T s[CHUNK];
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t j0 = 0; j0 < N; j0 += CHUNK) {
+                int64_t n = N - j0 < CHUNK ? N - j0 : CHUNK;
+                for (int64_t j = 0; j < n; j++) s[j] = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    GEMM_T a = A[i * a_rs + k * a_cs];
+                    const GEMM_T *b = B + k * b_rs + j0;
+                    for (int64_t j = 0; j < n; j++) s[j] += a * b[j];
+                }
+                GEMM_T *c = C + i * ldc + j0;
+                if (accumulate)
+                    for (int64_t j = 0; j < n; j++) c[j] += s[j];
+                else
+                    for (int64_t j = 0; j < n; j++) c[j] = s[j];
+            }
+        }
+        return;
+    }
+    if (N < 8) { /* narrow op(B): one column at a time, four rows of C at once */
+        for (int64_t j = 0; j < N; j++) {
+            const GEMM_T *b = B + j * b_cs;
+            int64_t i = 0;
+            for (; i + 4 <= M; i += 4) {
+                const GEMM_T *a0 = A + i * a_rs, *a1 = a0 + a_rs, *a2 = a1 + a_rs, *a3 = a2 + a_rs;
+                GEMM_T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    GEMM_T bk = b[k * b_rs];
+                    s0 += a0[k * a_cs] * bk;
+                    s1 += a1[k * a_cs] * bk;
+                    s2 += a2[k * a_cs] * bk;
+                    s3 += a3[k * a_cs] * bk;
+                }
+                GEMM_T *c = C + i * ldc + j;
+                c[0] = accumulate ? c[0] + s0 : s0;
+                c[ldc] = accumulate ? c[ldc] + s1 : s1;
+                c[2 * ldc] = accumulate ? c[2 * ldc] + s2 : s2;
+                c[3 * ldc] = accumulate ? c[3 * ldc] + s3 : s3;
+            }
+            for (; i < M; i++) {
+                const GEMM_T *a = A + i * a_rs;
+                GEMM_T s = 0;
+                for (int64_t k = 0; k < K; k++) s += a[k * a_cs] * b[k * b_rs];
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] + s : s;
+            }
+        }
+        return;
+    }
+    /* columns of op(B) contiguous (trans_b): one row of C at a time, four columns at once */
+    for (int64_t i = 0; i < M; i++) {
+        const GEMM_T *a = A + i * a_rs;
+        GEMM_T *c = C + i * ldc;
+        int64_t j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const GEMM_T *b0 = B + j * b_cs, *b1 = b0 + b_cs, *b2 = b1 + b_cs, *b3 = b2 + b_cs;
+            GEMM_T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int64_t k = 0; k < K; k++) {
+                GEMM_T ak = a[k * a_cs];
+                s0 += ak * b0[k * b_rs];
+                s1 += ak * b1[k * b_rs];
+                s2 += ak * b2[k * b_rs];
+                s3 += ak * b3[k * b_rs];
+            }
+            c[j] = accumulate ? c[j] + s0 : s0;
+            c[j + 1] = accumulate ? c[j + 1] + s1 : s1;
+            c[j + 2] = accumulate ? c[j + 2] + s2 : s2;
+            c[j + 3] = accumulate ? c[j + 3] + s3 : s3;
+        }
+        for (; j < N; j++) {
+            const GEMM_T *b = B + j * b_cs;
+            GEMM_T s = 0;
+            for (int64_t k = 0; k < K; k++) s += a[k * a_cs] * b[k * b_rs];
+            c[j] = accumulate ? c[j] + s : s;
+        }
+    }
+}
+
+/* The plain triple loop: the reference the fast paths are tested against. */
+void GEMM_NAME(tg_gemm_naive)(int64_t M, int64_t N, int64_t K, const GEMM_T *A, int64_t lda,
+                              int trans_a, const GEMM_T *B, int64_t ldb, int trans_b, GEMM_T *C,
+                              int64_t ldc, int accumulate) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            GEMM_T s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (trans_a ? A[k * lda + i] : A[i * lda + k]) *
+                     (trans_b ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = accumulate ? C[i * ldc + j] + s : s;
+        }
+}
+
+/* ------------------------------------------------------------ entry points */
+
+/* Micro-kernels by SIMD level (TG_SIMD_*); GEMM_KERNEL_TABLE comes from gemm.c. */
+static const GEMM_NAME(gemm_kernel) GEMM_NAME(kernels)[] = GEMM_KERNEL_TABLE;
+
+/* One strip of C for one thread. */
+typedef struct {
+    const GEMM_NAME(gemm_kernel) *kern;
+    int64_t M, N, K;
+    const GEMM_T *A;
+    int64_t a_rs, a_cs;
+    const GEMM_T *B;
+    int64_t b_rs, b_cs;
+    GEMM_T *C;
+    int64_t ldc;
+    int accumulate;
+    GEMM_T *work; /* packing workspace, or NULL: gemm_packed allocates its own */
+} GEMM_NAME(gemm_strip);
+
+/* Runs one strip; without memory for packing it takes the unpacked loop. */
+static void *GEMM_NAME(gemm_strip_run)(void *arg) {
+    const GEMM_NAME(gemm_strip) *t = arg;
+    if (t->M <= 0 || t->N <= 0) return NULL;
+    if (GEMM_NAME(gemm_packed)(t->kern, t->M, t->N, t->K, t->A, t->a_rs, t->a_cs, t->B, t->b_rs,
+                               t->b_cs, t->C, t->ldc, t->accumulate, t->work) != 0)
+        GEMM_NAME(gemm_small)(t->M, t->N, t->K, t->A, t->a_rs, t->a_cs, t->B, t->b_rs, t->b_cs,
+                              t->C, t->ldc, t->accumulate);
+    return NULL;
+}
+
+void GEMM_NAME(tg_gemm_at_level)(int level, int64_t M, int64_t N, int64_t K, const GEMM_T *A,
+                                 int64_t lda, int trans_a, const GEMM_T *B, int64_t ldb,
+                                 int trans_b, GEMM_T *C, int64_t ldc, int accumulate,
+                                 int nthreads) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(GEMM_T));
+        return;
+    }
+    /* op(A)(i,k) = A[i*a_rs + k*a_cs]; op(B)(k,j) = B[k*b_rs + j*b_cs] */
+    int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+    int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
+    if (is_tiny_gemm(M, N, K)) {
+        GEMM_NAME(gemm_small)(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate);
+        return;
+    }
+    /* AVX-512 and AVX2 kernels do the same arithmetic (FMA, same kc): for outputs no wider
+     * than the AVX2 tile, the narrower tile wastes less. */
+    level = clamp_level(level);
+#if GEMM_HAVE_X86_KERNELS
+    if (level == TG_SIMD_AVX512 && N <= GEMM_NAME(kernels)[TG_SIMD_AVX2].nr) level = TG_SIMD_AVX2;
+#endif
+    const GEMM_NAME(gemm_kernel) *kern = &GEMM_NAME(kernels)[level];
+    strip_plan plan = plan_strips(M, N, K, kern->mr, kern->nr, nthreads);
+    GEMM_NAME(gemm_strip) strips[MAX_THREADS];
+    for (int s = 0; s < plan.nstrips; s++) {
+        int64_t start, len;
+        strip_range(&plan, s, plan.split_rows ? M : N, &start, &len);
+        GEMM_NAME(gemm_strip) t = {.kern = kern, .M = M, .N = N, .K = K,
+                                   .A = A, .a_rs = a_rs, .a_cs = a_cs,
+                                   .B = B, .b_rs = b_rs, .b_cs = b_cs,
+                                   .C = C, .ldc = ldc, .accumulate = accumulate, .work = NULL};
+        if (plan.split_rows) {
+            t.M = len;
+            t.A = A + start * a_rs;
+            t.C = C + start * ldc;
+        } else {
+            t.N = len;
+            t.B = B + start * b_cs;
+            t.C = C + start;
+        }
+        strips[s] = t;
+    }
+    /* Workspace for all strips comes from this thread: memory a short-lived thread
+     * allocates and frees goes back to the OS and is faulted in again on every call. */
+    void *heap = NULL;
+    if (plan.nstrips > 1) {
+        size_t total = 0;
+        for (int s = 0; s < plan.nstrips; s++)
+            total += GEMM_NAME(pack_workspace)(kern, strips[s].M, strips[s].N, K, NULL);
+        heap = malloc(total * sizeof(GEMM_T) + 64);
+        if (heap) {
+            GEMM_T *work = (GEMM_T *)(((uintptr_t)heap + 63) & ~(uintptr_t)63);
+            for (int s = 0; s < plan.nstrips; s++) {
+                strips[s].work = work;
+                work += GEMM_NAME(pack_workspace)(kern, strips[s].M, strips[s].N, K, NULL);
+            }
+        }
+    }
+    run_strips(plan.nstrips, strips, sizeof strips[0], GEMM_NAME(gemm_strip_run));
+    free(heap);
+}
+
+void GEMM_NAME(tg_gemm)(int64_t M, int64_t N, int64_t K, const GEMM_T *A, int64_t lda,
+                        int trans_a, const GEMM_T *B, int64_t ldb, int trans_b, GEMM_T *C,
+                        int64_t ldc, int accumulate, int nthreads) {
+    /* the tiny path never looks at the level: skip getenv there */
+    int level = is_tiny_gemm(M, N, K) ? TG_SIMD_GENERIC : tg_gemm_simd_level_now();
+    GEMM_NAME(tg_gemm_at_level)(level, M, N, K, A, lda, trans_a, B, ldb, trans_b, C, ldc,
+                                accumulate, nthreads);
+}
+
+#undef GEMM_NAME
+#undef GEMM_CAT
+#undef GEMM_CAT_

@@ -1,0 +1,71 @@
+/* kernels/gemm_internal.h — what the gemm translation units share.
+ *
+ * The driver (gemm.c + gemm_driver.h) packs op(A) and op(B) into zero-padded panels and
+ * hands MR x NR tiles to a micro-kernel chosen at run time: generic C (gemm.c), AVX2+FMA
+ * (gemm_avx2.c) or AVX-512F (gemm_avx512.c). All micro-kernels share one contract:
+ *
+ *   a_panel: kc x MR, stored k-major  (a_panel[k*MR + i] = op(A)(i, k))
+ *   b_panel: kc x NR, stored k-major  (b_panel[k*NR + j] = op(B)(k, j))
+ *   C[i*ldc + j] = (load_c ? C[i*ldc + j] + acc(i,j) : acc(i,j)),
+ *   acc(i,j) = sum over k = 0..kc-1, in increasing k, of a(i,k)*b(k,j), starting from 0.
+ *
+ * Every C element goes through the same arithmetic whatever its position in the tile, so
+ * how the output is split between threads cannot change a bit of the result. */
+#ifndef TG_GEMM_INTERNAL_H
+#define TG_GEMM_INTERNAL_H
+
+#include <stdint.h>
+
+typedef void (*tg_gemm_ukernel_f32)(int64_t kc, const float *a_panel, const float *b_panel,
+                                    float *C, int64_t ldc, int load_c);
+typedef void (*tg_gemm_ukernel_f64)(int64_t kc, const double *a_panel, const double *b_panel,
+                                    double *C, int64_t ldc, int load_c);
+
+/* Largest tile of any micro-kernel (the driver's edge-tile buffer has this size). */
+#define TG_GEMM_MAX_MR 16
+#define TG_GEMM_MAX_NR 32
+
+/* Reference kernels: the plain triple loop, same semantics as tg_gemm_*. Used by the tests
+ * and as the fallback when a packing buffer cannot be allocated. */
+void tg_gemm_naive_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       int trans_a, const float *B, int64_t ldb, int trans_b, float *C,
+                       int64_t ldc, int accumulate);
+void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+                       int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
+                       int64_t ldc, int accumulate);
+
+/* SIMD levels, lowest first. tg_gemm_simd_level_now() is what the CPU supports, lowered by
+ * the environment variable TAPEGRAD_SIMD=generic|avx2|avx512 (never raised). */
+enum { TG_SIMD_GENERIC = 0, TG_SIMD_AVX2 = 1, TG_SIMD_AVX512 = 2 };
+int tg_gemm_simd_level_now(void);
+
+/* Like tg_gemm_*, but at a forced SIMD level (clamped to what the CPU supports); for tests
+ * and benchmarks that compare the paths. */
+void tg_gemm_at_level_f32(int level, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, int trans_a, const float *B, int64_t ldb, int trans_b,
+                          float *C, int64_t ldc, int accumulate, int nthreads);
+void tg_gemm_at_level_f64(int level, int64_t M, int64_t N, int64_t K, const double *A,
+                          int64_t lda, int trans_a, const double *B, int64_t ldb, int trans_b,
+                          double *C, int64_t ldc, int accumulate, int nthreads);
+
+/* AVX2+FMA micro-kernels (gemm_avx2.c): f32 6 x 16, f64 6 x 8. */
+#define TG_GEMM_AVX2_MR_F32 6
+#define TG_GEMM_AVX2_NR_F32 16
+#define TG_GEMM_AVX2_MR_F64 6
+#define TG_GEMM_AVX2_NR_F64 8
+void tg_gemm_ukernel_avx2_f32(int64_t kc, const float *a_panel, const float *b_panel, float *C,
+                              int64_t ldc, int load_c);
+void tg_gemm_ukernel_avx2_f64(int64_t kc, const double *a_panel, const double *b_panel,
+                              double *C, int64_t ldc, int load_c);
+
+/* AVX-512F micro-kernels (gemm_avx512.c): f32 12 x 32, f64 12 x 16. */
+#define TG_GEMM_AVX512_MR_F32 12
+#define TG_GEMM_AVX512_NR_F32 32
+#define TG_GEMM_AVX512_MR_F64 12
+#define TG_GEMM_AVX512_NR_F64 16
+void tg_gemm_ukernel_avx512_f32(int64_t kc, const float *a_panel, const float *b_panel,
+                                float *C, int64_t ldc, int load_c);
+void tg_gemm_ukernel_avx512_f64(int64_t kc, const double *a_panel, const double *b_panel,
+                                double *C, int64_t ldc, int load_c);
+
+#endif /* TG_GEMM_INTERNAL_H */
