@@ -6,11 +6,11 @@
  *     of the best SIMD level this CPU has: AVX-512F (gemm_avx512.c), AVX2+FMA
  *     (gemm_avx2.c) or generic C (gemm_driver.h). TAPEGRAD_SIMD=generic|avx2|avx512 in the
  *     environment lowers the level (read with getenv on each non-tiny call).
- * Threads: with nthreads > 1, M*N*K >= 2^20 and at least 2^23 multiply-adds per thread
- * (so two threads from M*N*K >= 2^24), the output is cut into row or column strips, one
- * per thread (pthreads, spawned and joined within the call; none on Windows). K is never
- * split and its blocking depends only on K, so results are bit-identical for any thread
- * count. The AVX2 and AVX-512 kernels do identical arithmetic (FMA, same K blocks); the
+ * Threads: with nthreads > 1, M*N*K >= 2^20 and at least 2^20 multiply-adds per thread
+ * (so two threads from M*N*K >= 2^21), the output is cut into row or column strips, one
+ * per thread, run by a persistent pool of workers owned by the calling thread (see
+ * run_strips; none on Windows). K is never split and its blocking depends only on K, so
+ * results are bit-identical for any thread count. The AVX2 and AVX-512 kernels do identical arithmetic (FMA, same K blocks); the
  * generic kernel and the unpacked small path multiply and add separately, so results may
  * differ from them in the last bits. If a packing buffer cannot be allocated, the strip
  * falls back to the unpacked loop (correct, slower, possibly different last bits).
@@ -34,6 +34,7 @@
 
 #if !defined(_WIN32)
 #include <pthread.h>
+#include <unistd.h>
 #define GEMM_HAVE_THREADS 1
 #else
 #define GEMM_HAVE_THREADS 0
@@ -42,9 +43,11 @@
 #define TINY_GEMM 4096.0     /* M*N*K below this: no packing */
 #define THIN_GEMM 262144.0   /* nor below this when M < 4 or N < 8 */
 #define THREADED_GEMM 1048576.0 /* M*N*K at or above this: threads allowed (2^20) */
-/* M*N*K per thread (2^23, ~170 us of work): starting and joining a thread costs 60-80 us
- * on the 2-core VM this was tuned on, so smaller strips would only lose time. */
-#define MIN_WORK_PER_THREAD 8388608.0
+/* M*N*K per thread (2^20, ~20 us of work at ~100 GFLOP/s). Handing a strip to a pool
+ * worker that is still spinning costs ~0.4 us on the 2-core VM this was tuned on; waking
+ * one that has gone to sleep costs ~50-90 us (an idle vCPU has to be woken), which is the
+ * price of a gemm that follows the previous threaded one by more than POOL_SPIN_NS. */
+#define MIN_WORK_PER_THREAD 1048576.0
 #define MAX_THREADS 64
 
 #define GEMM_GENERIC_MR 4
@@ -126,20 +129,217 @@ static void strip_range(const strip_plan *p, int s, int64_t dim, int64_t *start,
     *len = end - first;
 }
 
-/* Runs run(task s) for s < n: tasks 1..n-1 on new threads, task 0 on this one, all joined
- * before returning. A thread that cannot be created has its task run here instead. */
+/* Persistent workers, one pool per calling thread.
+ *
+ * A thread's first threaded gemm creates its pool (a _Thread_local pointer, so two threads
+ * calling gemm never share workers or wait on each other); it grows when more threads are
+ * asked for and is joined and freed by a pthread_key_t destructor when its thread exits
+ * (the main thread's pool lives until the process ends). Idle workers spin for at most
+ * POOL_SPIN_NS, then sleep on a condition variable. Worker w always runs task w + 1 of a
+ * call; the calling thread runs task 0 and any task that has no worker. If no pool or no
+ * worker can be had, the calling thread runs every task: same strips, same bits. */
+#if GEMM_HAVE_THREADS
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define POOL_SPIN_NS 20000 /* 20 us */
+
+typedef struct gemm_pool gemm_pool;
+typedef struct {
+    gemm_pool *pool;
+    int index;
+    unsigned start_generation; /* the last generation before the worker existed */
+} pool_worker_arg;
+
+struct gemm_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* workers wait here for a new generation (or stop) */
+    pthread_cond_t done_cv; /* the owner waits here for pending == 0 */
+    atomic_uint generation; /* bumped by the owner, under mu, once per dispatch */
+    atomic_int pending;     /* tasks handed to workers and not finished yet */
+    int stop;               /* under mu */
+    /* the current job, written by the owner under mu before generation is bumped */
+    int ntasks;
+    char *tasks;
+    size_t task_size;
+    void *(*run)(void *);
+    pid_t pid; /* of the process that created the workers (they do not survive fork) */
+    int nworkers;
+    pthread_t threads[MAX_THREADS];
+    pool_worker_arg args[MAX_THREADS];
+};
+
+static _Thread_local gemm_pool *tls_pool = NULL;
+static pthread_key_t pool_key;
+static int pool_key_ok = 0;
+static pthread_once_t pool_key_once = PTHREAD_ONCE_INIT;
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *pool_worker_main(void *varg) {
+    pool_worker_arg *arg = varg;
+    gemm_pool *pool = arg->pool;
+    const int task = arg->index + 1;
+    unsigned seen = arg->start_generation;
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        if (pool->stop) break;
+        if (atomic_load_explicit(&pool->generation, memory_order_relaxed) == seen) {
+            /* bounded spin outside the lock, then sleep */
+            pthread_mutex_unlock(&pool->mu);
+            int64_t t0 = now_ns();
+            for (int i = 1;; i++) {
+                if (atomic_load_explicit(&pool->generation, memory_order_acquire) != seen) break;
+                cpu_relax();
+                if ((i & 63) == 0 && now_ns() - t0 > POOL_SPIN_NS) break;
+            }
+            pthread_mutex_lock(&pool->mu);
+            while (!pool->stop &&
+                   atomic_load_explicit(&pool->generation, memory_order_relaxed) == seen)
+                pthread_cond_wait(&pool->work_cv, &pool->mu);
+            if (pool->stop) break;
+        }
+        /* a new job: snapshot it under the lock */
+        seen = atomic_load_explicit(&pool->generation, memory_order_relaxed);
+        int mine = task < pool->ntasks;
+        char *job = mine ? pool->tasks + (size_t)task * pool->task_size : NULL;
+        void *(*run)(void *) = pool->run;
+        pthread_mutex_unlock(&pool->mu);
+        if (mine) {
+            run(job);
+            if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
+                pthread_mutex_lock(&pool->mu);
+                pthread_cond_signal(&pool->done_cv);
+                pthread_mutex_unlock(&pool->mu);
+            }
+        }
+        pthread_mutex_lock(&pool->mu);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return NULL;
+}
+
+/* Stops and joins the workers, frees the pool. */
+static void pool_destroy(gemm_pool *pool) {
+    pthread_mutex_lock(&pool->mu);
+    pool->stop = 1;
+    pthread_cond_broadcast(&pool->work_cv);
+    pthread_mutex_unlock(&pool->mu);
+    for (int w = 0; w < pool->nworkers; w++) pthread_join(pool->threads[w], NULL);
+    pthread_cond_destroy(&pool->done_cv);
+    pthread_cond_destroy(&pool->work_cv);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+}
+
+static void pool_key_destructor(void *p) {
+    tls_pool = NULL; /* runs on the exiting thread: a later gemm there starts afresh */
+    if (p && ((gemm_pool *)p)->pid == getpid()) pool_destroy(p);
+    /* a pool inherited through fork has no workers to join: leave it */
+}
+
+static void pool_key_init(void) { pool_key_ok = pthread_key_create(&pool_key, pool_key_destructor) == 0; }
+
+static gemm_pool *pool_create(void) {
+    gemm_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) return NULL;
+    if (pthread_mutex_init(&pool->mu, NULL) != 0) goto fail0;
+    if (pthread_cond_init(&pool->work_cv, NULL) != 0) goto fail1;
+    if (pthread_cond_init(&pool->done_cv, NULL) != 0) goto fail2;
+    atomic_init(&pool->generation, 0u);
+    atomic_init(&pool->pending, 0);
+    pool->pid = getpid();
+    if (pthread_setspecific(pool_key, pool) != 0) goto fail3;
+    return pool;
+fail3:
+    pthread_cond_destroy(&pool->done_cv);
+fail2:
+    pthread_cond_destroy(&pool->work_cv);
+fail1:
+    pthread_mutex_destroy(&pool->mu);
+fail0:
+    free(pool);
+    return NULL;
+}
+
+/* This thread's pool with at least `want` workers if possible (it may have fewer, or be
+ * NULL, when threads or memory cannot be had). */
+static gemm_pool *pool_get(int want) {
+    pthread_once(&pool_key_once, pool_key_init);
+    if (!pool_key_ok) return NULL;
+    gemm_pool *pool = tls_pool;
+    if (pool && pool->pid != getpid()) pool = tls_pool = NULL; /* forked: workers are gone */
+    if (!pool) {
+        pool = tls_pool = pool_create();
+        if (!pool) return NULL;
+    }
+    if (want > MAX_THREADS - 1) want = MAX_THREADS - 1;
+    if (pool->nworkers < want) {
+        /* workers take no signals: the application's threads handle them */
+        sigset_t all, old;
+        sigfillset(&all);
+        int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+        while (pool->nworkers < want) {
+            int w = pool->nworkers;
+            pool->args[w].pool = pool;
+            pool->args[w].index = w;
+            /* the owner (this thread) alone bumps the generation: the worker takes the next */
+            pool->args[w].start_generation =
+                atomic_load_explicit(&pool->generation, memory_order_relaxed);
+            if (pthread_create(&pool->threads[w], NULL, pool_worker_main, &pool->args[w]) != 0)
+                break;
+            pool->nworkers++;
+        }
+        if (masked) pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    return pool;
+}
+#endif
+
+/* Runs run(task s) for s < n, all finished before returning: task 0 and any task without
+ * a worker on this thread, the others on this thread's pool. */
 static void run_strips(int n, void *tasks, size_t task_size, void *(*run)(void *)) {
     char *base = tasks;
 #if GEMM_HAVE_THREADS
-    pthread_t threads[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int s = 1; s < n; s++) {
-        started[s] = pthread_create(&threads[s], NULL, run, base + (size_t)s * task_size) == 0;
-        if (!started[s]) run(base + (size_t)s * task_size);
+    gemm_pool *pool = n > 1 ? pool_get(n - 1) : NULL;
+    int nw = pool ? (pool->nworkers < n - 1 ? pool->nworkers : n - 1) : 0;
+    if (nw > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pool->ntasks = nw + 1;
+        pool->tasks = base;
+        pool->task_size = task_size;
+        pool->run = run;
+        atomic_store_explicit(&pool->pending, nw, memory_order_relaxed);
+        atomic_fetch_add_explicit(&pool->generation, 1u, memory_order_release);
+        pthread_cond_broadcast(&pool->work_cv);
+        pthread_mutex_unlock(&pool->mu);
     }
     run(base);
-    for (int s = 1; s < n; s++)
-        if (started[s]) pthread_join(threads[s], NULL);
+    for (int s = nw + 1; s < n; s++) run(base + (size_t)s * task_size);
+    if (nw > 0) {
+        int64_t t0 = now_ns();
+        for (int i = 1; atomic_load_explicit(&pool->pending, memory_order_acquire) != 0; i++) {
+            cpu_relax();
+            if ((i & 63) == 0 && now_ns() - t0 > POOL_SPIN_NS) break;
+        }
+        if (atomic_load_explicit(&pool->pending, memory_order_acquire) != 0) {
+            pthread_mutex_lock(&pool->mu);
+            while (atomic_load_explicit(&pool->pending, memory_order_acquire) != 0)
+                pthread_cond_wait(&pool->done_cv, &pool->mu);
+            pthread_mutex_unlock(&pool->mu);
+        }
+    }
 #else
     for (int s = 0; s < n; s++) run(base + (size_t)s * task_size);
 #endif
