@@ -231,6 +231,28 @@ static void GEMM_NAME(gemm_small)(int64_t M, int64_t N, int64_t K, const GEMM_T 
         }
         return;
     }
+    if (a_cs == 1 && b_rs == 1) {
+        /* op(A) rows and op(B) columns both contiguous in k (x . W^T of a linear layer at
+         * small batch): dot products kept in DOT_LANES partial sums, combined in a fixed
+         * order. The lanes let the compiler vectorize without reassociating anything. */
+        enum { DOT_LANES = 16 };
+        for (int64_t i = 0; i < M; i++) {
+            const GEMM_T *a = A + i * a_rs;
+            GEMM_T *c = C + i * ldc;
+            for (int64_t j = 0; j < N; j++) {
+                const GEMM_T *b = B + j * b_cs;
+                GEMM_T acc[DOT_LANES] = {0};
+                int64_t k = 0;
+                for (; k + DOT_LANES <= K; k += DOT_LANES)
+                    for (int l = 0; l < DOT_LANES; l++) acc[l] += a[k + l] * b[k + l];
+                GEMM_T s = 0;
+                for (int l = 0; l < DOT_LANES; l++) s += acc[l];
+                for (; k < K; k++) s += a[k] * b[k];
+                c[j] = accumulate ? c[j] + s : s;
+            }
+        }
+        return;
+    }
     /* columns of op(B) contiguous (trans_b): one row of C at a time, four columns at once */
     for (int64_t i = 0; i < M; i++) {
         const GEMM_T *a = A + i * a_rs;
