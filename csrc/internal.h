@@ -153,6 +153,17 @@ tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tenso
 /* Normalise dim into [0, ndim) or fail with TG_ERR_INDEX. */
 tg_status tg_normalize_dim(const char *op, int ndim, int *dim);
 
+/* View a's shape as (outer, len, inner) around dim: the layout reductions and softmax
+ * walk along one dim. */
+static inline void tg_split_dims(const tg_tensor *a, int dim, int64_t *outer, int64_t *len,
+                                 int64_t *inner) {
+    *outer = 1;
+    *inner = 1;
+    for (int d = 0; d < dim; d++) *outer *= a->shape[d];
+    for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
+    *len = a->ndim ? a->shape[dim] : 1;
+}
+
 /* Whether an op with these inputs should record a node. */
 int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c);
 /* Make and attach a node to out (out->requires_grad = 1). Inputs are retained.

@@ -8,21 +8,13 @@
 
 /* ------------------------------------------------------------------ softmax family */
 
-static void split_dims(const tg_tensor *a, int dim, int64_t *outer, int64_t *len, int64_t *inner) {
-    *outer = 1;
-    *inner = 1;
-    for (int d = 0; d < dim; d++) *outer *= a->shape[d];
-    for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
-    *len = a->ndim ? a->shape[dim] : 1;
-}
-
 static tg_tensor *softmax_forward(tg_op op, tg_tensor *a, int dim) {
     const char *name = tg_op_table[op].name;
     if (tg_check_float(name, a) || tg_normalize_dim(name, a->ndim, &dim)) return NULL;
     tg_tensor *out = tg_tensor_new_like(a, 0);
     if (!out) return NULL;
     int64_t outer, len, inner;
-    split_dims(a, dim, &outer, &len, &inner);
+    tg_split_dims(a, dim, &outer, &len, &inner);
     int is_log = op == TG_OP_LOG_SOFTMAX;
     /* For each (o, i): y[o, :, i] = softmax of x[o, :, i] with the max subtracted. */
     TG_FLOAT_SWITCH(a->dtype, {
@@ -69,7 +61,7 @@ tg_status tg_softmax_backward(tg_node *n) {
     if (!gx_raw) return TG_OK;
     tg_tensor *a = n->inputs[0];
     int64_t outer, len, inner;
-    split_dims(a, n->iparam[0], &outer, &len, &inner);
+    tg_split_dims(a, n->iparam[0], &outer, &len, &inner);
     int is_log = n->op == TG_OP_LOG_SOFTMAX;
     TG_FLOAT_SWITCH(a->dtype, {
         const T *y = n->saved->data, *g = n->grad->data;
@@ -107,6 +99,17 @@ static tg_status check_same_shape(const char *op, const tg_tensor *p, const tg_t
                        tg_shape_str(t->ndim, t->shape, b2, sizeof b2));
     }
     return TG_OK;
+}
+
+/* The checks of a loss over two same-shaped floating tensors. */
+static tg_status check_elementwise_loss(const char *op, const tg_tensor *pred,
+                                        const tg_tensor *target, tg_reduction r) {
+    tg_status st = tg_check_float(op, pred);
+    if (!st) st = tg_check_float(op, target);
+    if (!st) st = tg_check_same_dtype(op, pred, target);
+    if (!st) st = check_same_shape(op, pred, target);
+    if (!st) st = check_reduction(op, r);
+    return st;
 }
 
 /* Elementwise loss output: the per-element values (none) or their sum / mean (0-d).
@@ -154,9 +157,7 @@ static tg_tensor *finish_loss(tg_tensor *elems, tg_op op, tg_reduction r, tg_ten
 
 tg_tensor *tg_mse_loss(tg_tensor *p, tg_tensor *t, tg_reduction r) {
     const char *op = "mse_loss";
-    if (tg_check_float(op, p) || tg_check_float(op, t) || tg_check_same_dtype(op, p, t) ||
-        check_same_shape(op, p, t) || check_reduction(op, r))
-        return NULL;
+    if (check_elementwise_loss(op, p, t, r)) return NULL;
     tg_tensor *e = tg_tensor_new_like(p, 0);
     if (!e) return NULL;
     TG_FLOAT_SWITCH(p->dtype, {
@@ -188,9 +189,7 @@ tg_status tg_mse_backward(tg_node *n) {
 
 tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *t, tg_reduction r) {
     const char *op = "binary_cross_entropy";
-    if (tg_check_float(op, p) || tg_check_float(op, t) || tg_check_same_dtype(op, p, t) ||
-        check_same_shape(op, p, t) || check_reduction(op, r))
-        return NULL;
+    if (check_elementwise_loss(op, p, t, r)) return NULL;
     int64_t bad_p = -1, bad_t = -1;
     TG_FLOAT_SWITCH(p->dtype, {
         const T *x = p->data, *y = t->data;
@@ -245,9 +244,7 @@ tg_status tg_bce_backward(tg_node *n) {
 
 tg_tensor *tg_binary_cross_entropy_with_logits(tg_tensor *x, tg_tensor *t, tg_reduction r) {
     const char *op = "binary_cross_entropy_with_logits";
-    if (tg_check_float(op, x) || tg_check_float(op, t) || tg_check_same_dtype(op, x, t) ||
-        check_same_shape(op, x, t) || check_reduction(op, r))
-        return NULL;
+    if (check_elementwise_loss(op, x, t, r)) return NULL;
     tg_tensor *e = tg_tensor_new_like(x, 0);
     if (!e) return NULL;
     /* max(x, 0) - x t + log1p(exp(-|x|)): no overflow for any logit. */

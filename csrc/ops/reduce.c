@@ -18,15 +18,6 @@
 DEFINE_PAIRWISE_SUM(pairwise_sum_f32, float)
 DEFINE_PAIRWISE_SUM(pairwise_sum_f64, double)
 
-/* View a's shape as (outer, len, inner) around dim. */
-static void split_dims(const tg_tensor *a, int dim, int64_t *outer, int64_t *len, int64_t *inner) {
-    *outer = 1;
-    *inner = 1;
-    for (int d = 0; d < dim; d++) *outer *= a->shape[d];
-    for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
-    *len = a->ndim ? a->shape[dim] : 1;
-}
-
 static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, int keepdim) {
     const char *name = tg_op_table[op].name;
     if (tg_check_float(name, a)) return NULL;
@@ -46,7 +37,7 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
         len = a->numel;
         inner = 1;
     } else {
-        split_dims(a, dim, &outer, &len, &inner);
+        tg_split_dims(a, dim, &outer, &len, &inner);
     }
     int is_mean = op == TG_OP_MEAN;
     /* mean of an empty set is NaN, as in PyTorch (0/0). */
@@ -127,7 +118,7 @@ tg_status tg_reduce_backward(tg_node *n) {
         len = a->numel;
         inner = 1;
     } else {
-        split_dims(a, n->iparam[1], &outer, &len, &inner);
+        tg_split_dims(a, n->iparam[1], &outer, &len, &inner);
     }
     int is_mean = n->op == TG_OP_MEAN;
     TG_FLOAT_SWITCH(a->dtype, {

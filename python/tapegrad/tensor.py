@@ -520,8 +520,10 @@ class set_grad_enabled:
 class no_grad:
     """Context manager and decorator: ops inside record nothing (for this thread)."""
 
+    _mode = 0  # the grad mode inside the block
+
     def __enter__(self):
-        self.prev = lib.tg_set_grad_enabled(0)
+        self.prev = lib.tg_set_grad_enabled(self._mode)
         return self
 
     def __exit__(self, *exc):
@@ -531,9 +533,11 @@ class no_grad:
     def __call__(self, fn):
         import functools
 
+        cls = type(self)  # a fresh instance per call, so nested and threaded calls are safe
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with no_grad():
+            with cls():
                 return fn(*args, **kwargs)
 
         return wrapper
@@ -542,19 +546,7 @@ class no_grad:
 class enable_grad(no_grad):
     """Context manager and decorator turning grad mode on (inside no_grad)."""
 
-    def __enter__(self):
-        self.prev = lib.tg_set_grad_enabled(1)
-        return self
-
-    def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with enable_grad():
-                return fn(*args, **kwargs)
-
-        return wrapper
+    _mode = 1
 
 
 # ---------------------------------------------------------------------- creation
