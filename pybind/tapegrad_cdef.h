@@ -96,6 +96,8 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b);
 tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim);
 tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim);
+tg_tensor *tg_argmax(tg_tensor *a, int all_dims, int dim, int keepdim);
+tg_tensor *tg_argmin(tg_tensor *a, int all_dims, int dim, int keepdim);
 tg_tensor *tg_reshape(tg_tensor *a, int ndim, const int64_t *shape);
 tg_tensor *tg_transpose(tg_tensor *a, int dim0, int dim1);
 tg_tensor *tg_softmax(tg_tensor *a, int dim);

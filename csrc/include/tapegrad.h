@@ -215,6 +215,11 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b);
  * (keepdim then keeps ndim dims of size 1). */
 tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim);
 tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim);
+/* Index (int64) of the largest / smallest element along dim (all_dims: of the flattened
+ * tensor). Ties give the first index; NaN wins, as in PyTorch. Float and int64 inputs;
+ * an empty reduction: TG_ERR_INDEX. Never recorded. */
+tg_tensor *tg_argmax(tg_tensor *a, int all_dims, int dim, int keepdim);
+tg_tensor *tg_argmin(tg_tensor *a, int all_dims, int dim, int keepdim);
 
 /* Shape ops. reshape: same numel (no -1 here; the caller resolves it). It shares
  * storage with a. transpose swaps two dims (a copy). */

@@ -18,6 +18,8 @@ from .tensor import (
     all,
     any,
     arange,
+    argmax,
+    argmin,
     div,
     enable_grad,
     eq,

@@ -502,7 +502,7 @@ class Tensor:
         return _promoted("sub", self, other)
 
     def __rsub__(self, other):
-        if _is_number(other):
+        if _is_number(other) and not isinstance(other, bool):
             return _wrap(lib.tg_rsub_scalar(self._h, other) or _retry("sub", other, self))
         return _promoted("sub", other, self)
 
@@ -651,6 +651,17 @@ class Tensor:
     def mean(self, dim=None, keepdim=False):
         return _reduce(lib.tg_mean, self, dim, keepdim)
 
+    def argmax(self, dim=None, keepdim=False):
+        """Index of the largest element (of the flattened tensor, or along ``dim``)."""
+        if dim is None:
+            return _wrap(lib.tg_argmax(self._h, 1, 0, False))
+        return _wrap(lib.tg_argmax(self._h, 0, _dim_arg(dim), bool(keepdim)))
+
+    def argmin(self, dim=None, keepdim=False):
+        if dim is None:
+            return _wrap(lib.tg_argmin(self._h, 1, 0, False))
+        return _wrap(lib.tg_argmin(self._h, 0, _dim_arg(dim), bool(keepdim)))
+
     def reshape(self, *shape):
         shape = _resolve_shape(_shape_arg(shape), self.numel(), self.shape)
         return _wrap(lib.tg_reshape(self._h, len(shape), _c_shape(shape)))
@@ -762,12 +773,19 @@ _BINARY = {"add": lib.tg_add, "sub": lib.tg_sub, "mul": lib.tg_mul, "div": lib.t
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
 
+def _is_bool(x):
+    return x.dtype is bool_ if isinstance(x, Tensor) else isinstance(x, (bool, np.bool_))
+
+
 def _promoted(op, a, b):
     """a op b for any mix of tensors and numbers, with PyTorch's type promotion."""
     a_ = _as_operand(a, b)
     b_ = _as_operand(b, a)
     if a_ is NotImplemented or b_ is NotImplemented:
         return NotImplemented
+    if op == "sub" and (_is_bool(a_) or _is_bool(b_)):
+        raise TypeError("subtraction (-) with a bool tensor is not supported, as in PyTorch; "
+                        "to invert a mask use ~")
     dt = _result_type(a_, b_)
     if op == "div" and not dt.is_floating_point:
         dt = float32  # true division of integers gives the default float dtype
@@ -1131,6 +1149,14 @@ def all(x, dim=None, keepdim=False):  # noqa: A001 - PyTorch's name
 
 def any(x, dim=None, keepdim=False):  # noqa: A001 - PyTorch's name
     return _as_tensor(x).any(dim, keepdim)
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _as_tensor(x).argmax(dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _as_tensor(x).argmin(dim, keepdim)
 
 
 def is_tensor(x):
