@@ -263,3 +263,22 @@ def test_setitem_on_a_parameter_follows_the_leaf_rule():
     with tg.no_grad():
         w[0] = 1.0
     assert w.tolist() == [[1.0, 1.0], [0.0, 0.0]]
+
+
+def test_clone_is_differentiable_as_in_pytorch():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    w = tg.tensor([3.0, 4.0], requires_grad=True)
+    (x.clone() * w).sum().backward()
+    assert x.grad.tolist() == [3.0, 4.0]  # it used to be None: clone cut the graph
+    c = x.detach().clone()
+    c += 1.0  # an independent copy
+    assert x.tolist() == [1.0, 2.0] and c.is_leaf and not c.requires_grad
+
+
+def test_cpu_device_is_accepted_others_refused():
+    x = tg.ones(2)
+    assert x.to("cpu") is x and x.cpu() is x and x.to(tg.device("cpu")) is x
+    assert x.to("cpu", tg.float64).dtype is tg.float64 and str(x.device) == "cpu"
+    assert not tg.cuda.is_available()
+    with pytest.raises(RuntimeError, match="CPU only; device 'cuda' is not available"):
+        x.to("cuda")

@@ -20,6 +20,7 @@ from .tensor import (
     arange,
     argmax,
     argmin,
+    device,
     div,
     enable_grad,
     eq,
@@ -74,5 +75,6 @@ def op_names():
     """Names of every op the C core records (the op table)."""
     return [_ffi_obj.string(_lib.tg_op_name(i)).decode() for i in range(_lib.tg_op_count())]
 from . import nn, optim, data  # noqa: E402
+from . import cuda  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .training import fit, History  # noqa: E402

@@ -233,16 +233,40 @@ class Tensor:
         return _wrap(lib.tg_detach(self._h))
 
     def clone(self):
-        """A copy of the data as a new leaf (not differentiable through)."""
-        return _wrap(lib.tg_clone_data(self._h))
+        """A copy of the data in new storage; differentiable, as PyTorch's (gradients flow
+        back to this tensor). ``detach().clone()`` gives an independent leaf."""
+        return _wrap(lib.tg_to_dtype(self._h, lib.tg_tensor_dtype(self._h)))
 
-    def to(self, dtype):
-        """This tensor converted to ``dtype`` (itself when it already has that dtype, as in
-        PyTorch). Between float32 and float64 the conversion is recorded, so gradients
-        flow back through it; float -> int64 truncates toward zero."""
-        dt = as_dtype(dtype)
+    # ------------------------------------------------------------------ device
+    # tapegrad computes on the CPU only: "cpu" is accepted wherever PyTorch takes a device
+    # (so `x.to(device)` runs unchanged); any other device is refused by name.
+    @property
+    def device(self):
+        return _CPU
+
+    def cpu(self):
+        return self
+
+    def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+        """This tensor converted to ``dtype`` (itself when nothing changes, as in PyTorch).
+        Between float32 and float64 the conversion is recorded, so gradients flow back
+        through it; float -> int64 truncates toward zero. Accepts PyTorch's forms
+        ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``; the
+        only device is the CPU."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif _is_device(a):
+                device = a
+            elif dtype is None:
+                dtype = a
+            else:
+                raise TypeError(f"to(): unexpected argument {a!r}")
+        if device is not None:
+            check_device(device)
+        dt = as_dtype(dtype) if dtype is not None else self.dtype
         if dt is self.dtype:
-            return self
+            return self.clone() if copy else self
         return _wrap(lib.tg_to_dtype(self._h, dt.code))
 
     def type(self, dtype=None):
@@ -701,6 +725,46 @@ class _ArrayView:
             "data": (int(ffi.cast("uintptr_t", lib.tg_tensor_data(h))), False),
             "version": 3,
         }
+
+
+class device:
+    """A device, as torch.device: tapegrad has only ``device("cpu")`` (also "cpu:0")."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu", index=None):
+        if isinstance(spec, device):
+            spec, index = spec.type, spec.index
+        kind, _, idx = str(spec).partition(":")
+        if kind != "cpu":
+            raise RuntimeError(f"tapegrad runs on the CPU only; device {spec!r} is not available")
+        self.type = "cpu"
+        self.index = index if index is not None else (int(idx) if idx else None)
+
+    def __eq__(self, other):
+        return isinstance(other, device) and other.type == self.type
+
+    def __hash__(self):
+        return hash(self.type)
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+    def __str__(self):
+        return "cpu"
+
+
+_CPU = device("cpu")
+
+
+def _is_device(x):
+    return isinstance(x, device) or (isinstance(x, str) and x.partition(":")[0] in
+                                     ("cpu", "cuda", "mps", "xpu", "meta"))
+
+
+def check_device(d):
+    """Refuse any device but the CPU (a name or a device)."""
+    device(d)
 
 
 def _category(dt):
