@@ -111,3 +111,9 @@ int tg_get_num_threads(void);
 int tg_op_count(void);
 const char *tg_op_name(int op);
 const char *tg_simd_level(void);
+void tg_gemm_naive_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       int trans_a, const float *B, int64_t ldb, int trans_b, float *C,
+                       int64_t ldc, int accumulate);
+void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+                       int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
+                       int64_t ldc, int accumulate);
