@@ -135,3 +135,37 @@ def sum_to_shape(x, shape):
         x = x.sum(axis=tuple(range(lead)))
     axes = tuple(i for i, (n, m) in enumerate(zip(shape, x.shape)) if n == 1 and m != 1)
     return x.sum(axis=axes, keepdims=True) if axes else x
+
+
+ACTIVATIONS = {
+    # name: (function, bound on |f'|) -- an error e in the input becomes <= lip * e
+    None: (lambda z: z, 1.0),
+    "identity": (lambda z: z, 1.0),
+    "tanh": (np.tanh, 1.0),
+    "relu": (lambda z: np.maximum(z, 0.0), 1.0),
+    "sigmoid": (lambda z: 1.0 / (1.0 + np.exp(-z)), 0.25),
+}
+
+
+def mlp_forward_bound(x, layers, dtype):
+    """(float64 output, per-element bound) for an MLP's forward in dtype: layers is a list
+    of (weight (out, in), bias (out,) or None, activation name), operands already rounded
+    to dtype. First-order propagation, layer by layer: z = h W^T + b adds the reduction
+    bound of length fan_in + 1 over |h| |W|^T + |b| to the propagated |W| e; the
+    activation maps e to lip * e and adds its own ulps."""
+    h = np.asarray(x, dtype=np.float64)
+    e = np.zeros(h.shape)
+    for w, b, act in layers:
+        w = np.asarray(w, dtype=np.float64)
+        mag = np.abs(h) @ np.abs(w).T
+        z = h @ w.T
+        if b is not None:
+            b = np.asarray(b, dtype=np.float64)
+            mag, z = mag + np.abs(b), z + b
+        e = e @ np.abs(w).T + reduction_bound(mag, w.shape[1] + (b is not None), dtype)
+        fn, lip = ACTIVATIONS[act]
+        with np.errstate(over="ignore"):
+            h = fn(z)
+        if act not in (None, "identity"):
+            e = lip * e + elementwise_bound(h, dtype)
+    return h, e
