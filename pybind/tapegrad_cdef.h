@@ -15,7 +15,13 @@ typedef enum {
 tg_status tg_last_status(void);
 const char *tg_last_error(void);
 void tg_clear_error(void);
-typedef enum { TG_FLOAT32 = 0, TG_FLOAT64 = 1, TG_INT64 = 2, TG_DTYPE_COUNT = 3 } tg_dtype;
+typedef enum {
+    TG_FLOAT32 = 0,
+    TG_FLOAT64 = 1,
+    TG_INT64 = 2,
+    TG_BOOL = 3, /* one byte, 0 or 1; made by comparisons */
+    TG_DTYPE_COUNT = 4
+} tg_dtype;
 size_t tg_dtype_size(tg_dtype dtype);
 const char *tg_dtype_name(tg_dtype dtype);
 typedef struct tg_tensor tg_tensor;
@@ -41,6 +47,20 @@ tg_tensor *tg_tensor_grad(const tg_tensor *t);
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad);
 void tg_tensor_zero_grad(tg_tensor *t);
 tg_tensor *tg_detach(tg_tensor *t);
+int64_t tg_tensor_version(const tg_tensor *t);
+tg_tensor *tg_select(tg_tensor *a, int64_t index);
+tg_tensor *tg_narrow(tg_tensor *a, int64_t start, int64_t length);
+tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src);
+tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype);
+typedef enum {
+    TG_CMP_EQ = 0,
+    TG_CMP_NE = 1,
+    TG_CMP_LT = 2,
+    TG_CMP_LE = 3,
+    TG_CMP_GT = 4,
+    TG_CMP_GE = 5
+} tg_compare_op;
+tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op);
 tg_tensor *tg_clone_data(const tg_tensor *t);
 tg_status tg_check_finite(const tg_tensor *t, const char *name);
 int tg_set_grad_enabled(int enabled);
@@ -64,6 +84,8 @@ tg_tensor *tg_rsub_scalar(tg_tensor *a, double s);
 tg_tensor *tg_div_scalar(tg_tensor *a, double s);
 tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s);
 tg_tensor *tg_pow_scalar(tg_tensor *a, double s);
+tg_tensor *tg_rpow_scalar(tg_tensor *a, double s);
+tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_neg(tg_tensor *a);
 tg_tensor *tg_exp(tg_tensor *a);
 tg_tensor *tg_log(tg_tensor *a);

@@ -9,23 +9,33 @@ The API follows PyTorch's names::
     x.grad
 """
 from ._ffi import ffi as _ffi_obj, lib as _lib
-from .dtypes import DType, double, float, float32, float64, int64, long  # noqa: A004
+from .dtypes import DType, double, float, float32, float64, int64, long, promote_types  # noqa: A004
+from .dtypes import bool_ as bool  # noqa: A004 - PyTorch's name
 from .random import Generator, default_generator, initial_seed, manual_seed
 from .tensor import (
     Tensor,
     add,
+    all,
+    any,
     arange,
     div,
     enable_grad,
+    eq,
     exp,
     full,
+    ge,
     get_num_threads,
+    gt,
     is_grad_enabled,
+    is_tensor,
+    le,
     log,
     log_softmax,
+    lt,
     matmul,
     mean,
     mul,
+    ne,
     neg,
     no_grad,
     ones,
@@ -35,6 +45,7 @@ from .tensor import (
     randn,
     relu,
     reshape,
+    result_type,
     set_grad_enabled,
     set_num_threads,
     sigmoid,
