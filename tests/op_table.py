@@ -1090,14 +1090,15 @@ def _ce_bound(row, s, dtype, G):
 
 
 def _exact_bounds(row, s, dtype, G):
-    """reshape, transpose: copies, exact (their gradients too)."""
+    """reshape, transpose, select: copies, exact (their gradients too); to: a float32 ->
+    float64 -> float32 round trip is exact."""
     return np.zeros(()), [np.zeros(()) for _ in s.inputs]
 
 
 BOUNDS = {name: _elementwise_bounds() for name in
           ("add", "sub", "mul", "div", "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar",
-           "rdiv_scalar", "pow", "neg", "exp", "log", "relu")}
-BOUNDS.update(reshape=_exact_bounds, transpose=_exact_bounds,
+           "rdiv_scalar", "pow", "pow_tensor", "rpow_scalar", "neg", "exp", "log", "relu")}
+BOUNDS.update(reshape=_exact_bounds, transpose=_exact_bounds, select=_exact_bounds, to=_exact_bounds,
               sigmoid=_elementwise_bounds(dscale=1.0), tanh=_elementwise_bounds(dscale=1.0),
               matmul=_multilinear_bounds(_matmul_lengths),
               linear=_multilinear_bounds(_linear_lengths),
