@@ -50,7 +50,7 @@ DTYPES = {"float32": (np.float32, "float", lib.tg_gemm_f32, lib.tg_gemm_naive_f3
 # below 2^18, else packed; threads from M*N*K >= 2^21 (rows split when M >= N, else columns)
 SHAPES = [
     (1, 1, 1, "tiny 1x1x1"), (3, 5, 7, "tiny"), (2, 9, 64, "tiny, lane-blocked dots"),
-    (1, 257, 300, "thin row"), (300, 3, 129, "thin columns"), (5, 7, 300, "tiny, long K"),
+    (1, 257, 300, "thin row"), (300, 3, 129, "thin columns"), (5, 7, 300, "thin (N < 8), long K"),
     (16, 16, 16, "packed, exactly 4096"), (13, 37, 29, "packed, edge tiles everywhere"),
     (40, 16, 30, "packed, N = the AVX2 tile (AVX-512 takes the AVX2 kernel)"),
     (12, 32, 20, "packed, exactly one AVX-512 tile"), (6, 17, 50, "packed, N one past a tile"),
