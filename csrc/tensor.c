@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
 #include <unistd.h>
+#define TG_YIELD() sched_yield()
+#else
+#define TG_YIELD() ((void)0)
 #endif
 
 /* ------------------------------------------------------------------ errors (thread-local) */
@@ -315,6 +319,34 @@ void tg_tensor_release(tg_tensor *t) {
     if (stack != local) free(stack);
 }
 
+/* ------------------------------------------------------------------ grad locks */
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define TG_LOCK_TRY(p) (_InterlockedExchange((volatile long *)(p), 1) == 0)
+#define TG_LOCK_HELD(p) (*(volatile int *)(p) != 0)
+#define TG_LOCK_FREE(p) ((void)_InterlockedExchange((volatile long *)(p), 0))
+#else
+#define TG_LOCK_TRY(p) (__atomic_exchange_n((p), 1, __ATOMIC_ACQUIRE) == 0)
+#define TG_LOCK_HELD(p) (__atomic_load_n((p), __ATOMIC_RELAXED) != 0)
+#define TG_LOCK_FREE(p) __atomic_store_n((p), 0, __ATOMIC_RELEASE)
+#endif
+
+void tg_grad_lock(tg_tensor *t) {
+    if (TG_LOCK_TRY(&t->grad_lock)) return; /* the common, uncontended case */
+    for (;;) {
+        /* Wait with plain loads (no cache-line ping-pong); the holder may be adding a
+         * large gradient, so give the CPU away rather than spin for long. */
+        for (int spins = 0; TG_LOCK_HELD(&t->grad_lock); spins++)
+            if (spins >= 64) {
+                TG_YIELD();
+                spins = 0;
+            }
+        if (TG_LOCK_TRY(&t->grad_lock)) return;
+    }
+}
+
+void tg_grad_unlock(tg_tensor *t) { TG_LOCK_FREE(&t->grad_lock); }
+
 /* ------------------------------------------------------------------ accessors */
 
 tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t->dtype; }
@@ -371,8 +403,36 @@ const char *tg_tensor_op_name(const tg_tensor *t) {
 }
 
 tg_tensor *tg_tensor_grad(const tg_tensor *t) {
-    if (t->grad) TG_REF_INC(&t->grad->refcount);
-    return t->grad;
+    tg_tensor *m = (tg_tensor *)t; /* the lock is not part of the value */
+    tg_grad_lock(m);
+    tg_tensor *g = m->grad;
+    if (g) TG_REF_INC(&g->refcount);
+    tg_grad_unlock(m);
+    return g;
+}
+
+/* Whether target is reached from `from` by following .grad links (from itself included).
+ * The chain has no cycle (set_grad refuses to make one), so this ends. Each link is
+ * read under its tensor's lock and retained before the lock is let go, so a concurrent
+ * set_grad cannot free a link under us. */
+static int grad_chain_reaches(tg_tensor *from, const tg_tensor *target) {
+    tg_tensor *cur = from;
+    tg_tensor_retain(cur);
+    int found = 0;
+    while (cur) {
+        if (cur == target) {
+            found = 1;
+            break;
+        }
+        tg_grad_lock(cur);
+        tg_tensor *next = cur->grad;
+        tg_tensor_retain(next);
+        tg_grad_unlock(cur);
+        tg_tensor_release(cur);
+        cur = next;
+    }
+    tg_tensor_release(cur);
+    return found;
 }
 
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
@@ -387,17 +447,36 @@ tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
                            tg_dtype_name(grad->dtype), tg_shape_str(t->ndim, t->shape, b2, sizeof b2),
                            tg_dtype_name(t->dtype));
         }
+        /* PyTorch refuses w.grad = w. A gradient holding a reference back to t (its own
+         * .grad chain, or a record whose inputs lead back to t) would make a reference
+         * cycle that is never freed: refuse those too. A tensor sharing t's storage
+         * (w.detach()) is accepted, as in PyTorch: backward then adds into that storage. */
+        if (grad == t)
+            return tg_fail(TG_ERR_STATE, "grad: can't assign a tensor as its own grad");
+        if (grad->node)
+            return tg_fail(TG_ERR_STATE,
+                           "grad: the assigned gradient was made by '%s' (it has a grad_fn); "
+                           "tapegrad keeps only leaf gradients: assign its .detach()",
+                           tg_op_table[grad->node->op].name);
+        if (grad_chain_reaches(grad, t))
+            return tg_fail(TG_ERR_STATE,
+                           "grad: the assigned gradient's own .grad chain leads back to this "
+                           "tensor (a reference cycle); assign a tensor without that link");
         TG_REF_INC(&grad->refcount);
     }
+    tg_grad_lock(t);
     tg_tensor *old = t->grad;
     t->grad = grad;
-    tg_tensor_release(old);
+    tg_grad_unlock(t);
+    tg_tensor_release(old); /* outside the lock: freeing may cascade */
     return TG_OK;
 }
 
 void tg_tensor_zero_grad(tg_tensor *t) {
+    tg_grad_lock(t);
     if (t->grad && t->grad->numel)
         memset(t->grad->data, 0, (size_t)t->grad->numel * tg_dtype_size(t->grad->dtype));
+    tg_grad_unlock(t);
 }
 
 tg_tensor *tg_detach(tg_tensor *t) { return tg_tensor_view(t, t->ndim, t->shape); }
