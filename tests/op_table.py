@@ -560,6 +560,14 @@ ROWS += [
                desc="p of exactly 0 and 1 (logs clamped at -100)", gradcheck=False),
         Sample((arr([1e-10, 0.5, 1 - 1e-10]), arr([0.0, 0.5, 1.0])), {"reduction": "sum"},
                requires_grad=(True, False), desc="near 0 and 1", gradcheck=False),
+        # a target that requires grad gets PyTorch's g (log(1 - p) - log p); soft targets,
+        # so that gradcheck's steps stay inside [0, 1]
+        *[Sample((arr([[0.2, 0.7, 0.45], [0.9, 0.05, 0.6]]), arr([[0.3, 0.5, 0.8], [0.15, 0.6, 0.4]])),
+                 {"reduction": r}, requires_grad=(True, True), desc=f"target requires grad {r}")
+          for r in ("mean", "sum", "none")],
+        Sample((arr([0.0, 1.0, 0.5]), arr([0.5, 0.5, 0.5])), {"reduction": "none"},
+               requires_grad=(False, True), desc="target grad at p = 0 and 1 (infinite)",
+               gradcheck=False, scale=0.0, reference=False),
     ], error_extra=[
         ErrorSample((np.full(3, 1.5, f32), z(3)), {}, ValueError,
                     r"^binary_cross_entropy: all elements of input should be between 0 and 1", "p>1"),

@@ -223,3 +223,67 @@ def test_refused_self_grad_leaks_nothing():
     with pytest.raises(RuntimeError):
         w.grad = w
     assert ffi.cast("int64_t *", w._h)[0] == 1  # only the Python handle holds it
+
+
+# ---------------------------------------------------------------------- BCE target gradient
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64], ids=["float32", "float64"])
+def test_binary_cross_entropy_gives_the_target_its_gradient(reduction, dtype):
+    """PyTorch: d/dt = g (log(1 - p) - log p) = -logit(p) g, unclamped (so +-inf at p of
+    exactly 0 and 1)."""
+    torch = pytest.importorskip("torch")
+    p = np.array([0.0, 1.0, 0.5, 1e-30, 0.3, 0.9, 0.999], dtype=dtype.numpy)
+    t = np.array([0.0, 1.0, 0.2, 1.0, 0.7, 0.0, 0.5], dtype=dtype.numpy)
+    g = np.linspace(-1, 1, p.size) if reduction == "none" else np.array(0.7)
+    g = g.astype(dtype.numpy)
+    ours = []
+    for lib, fn, mk in ((tg, F.binary_cross_entropy, lambda a: tg.tensor(a, requires_grad=True)),
+                        (torch, torch.nn.functional.binary_cross_entropy,
+                         lambda a: torch.tensor(a, requires_grad=True))):
+        pp, tt = mk(p), mk(t)
+        loss = fn(pp, tt, reduction=reduction)
+        loss.backward(mk(g).detach())
+        ours.append((np.array(pp.grad.numpy()), np.array(tt.grad.numpy())))
+    (gp, gt), (tp, tt_) = ours
+    rtol = 1e-5 if dtype is tg.float32 else 1e-12
+    np.testing.assert_allclose(gt, tt_, rtol=rtol)
+    np.testing.assert_allclose(gp, tp, rtol=rtol)
+    assert np.isinf(gt[:2]).all()  # p of exactly 0 and 1
+
+
+# ---------------------------------------------------------------------- zero-size inputs
+def test_ops_on_zero_size_tensors_return_at_once():
+    """zeros(2**40, 0).softmax(1) looped over 2^40 empty rows (half an hour), and so did
+    sum/mean over such a dim, their backwards, and linear's bias (forward and backward).
+    Each call below must return at once (a subprocess with a deadline: a hang fails)."""
+    proc = _run_python("""
+        import tapegrad as tg, tapegrad.nn.functional as F
+        H = 2**40
+        def leaf(*shape):
+            return tg.zeros(*shape, dtype=tg.float64, requires_grad=True)
+        cases = [
+            lambda: leaf(H, 0).softmax(1), lambda: leaf(H, 0).softmax(0),
+            lambda: leaf(0, H).softmax(0), lambda: leaf(H, 0).log_softmax(1),
+            lambda: F.softmax(leaf(0, H), 0), lambda: F.log_softmax(leaf(0, H), 0),
+            lambda: leaf(H, 0).sum(0), lambda: leaf(H, 0).sum(0, keepdim=True),
+            lambda: leaf(H, 0).mean(0), lambda: leaf(H, 0, 3).sum((0, 2)),
+            lambda: leaf(H, 0, 3).mean((0, 2)), lambda: leaf(H, 0).mean(),
+            lambda: F.linear(leaf(H, 0), leaf(0, 0), leaf(0)),
+            lambda: leaf(H, 0) @ leaf(0, 0), lambda: leaf(0, H) @ leaf(H, 0),
+            lambda: leaf(H, 0).transpose(0, 1), lambda: leaf(H, 0).reshape(0, H),
+            lambda: leaf(H, 0) + leaf(1), lambda: leaf(H, 1, 0) * leaf(1, 0),
+            lambda: leaf(H, 0).relu(), lambda: leaf(H, 0).exp(), lambda: leaf(H, 0) ** 2.5,
+            lambda: F.mse_loss(leaf(H, 0), leaf(H, 0), reduction="sum"),
+            lambda: F.binary_cross_entropy(leaf(H, 0), leaf(H, 0), reduction="none"),
+            lambda: F.binary_cross_entropy_with_logits(leaf(H, 0), leaf(H, 0)),
+            lambda: F.cross_entropy(leaf(0, H), tg.zeros(0, dtype=tg.int64)),
+        ]
+        for i, f in enumerate(cases):
+            out = f()
+            out.backward() if out.numel() == 1 else out.backward(tg.zeros(*out.shape, dtype=out.dtype))
+            print(i, out.shape, out.numpy().ravel()[:1].tolist(), flush=True)
+        print("done")
+    """, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("done"), proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[11].endswith("[nan]")  # the mean of nothing is NaN

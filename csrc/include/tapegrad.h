@@ -220,7 +220,8 @@ typedef enum { TG_REDUCE_NONE = 0, TG_REDUCE_MEAN = 1, TG_REDUCE_SUM = 2 } tg_re
 /* (pred - target)^2, same shapes (no broadcasting, TG_ERR_SHAPE otherwise). */
 tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction reduction);
 /* -(t log p + (1-t) log(1-p)), logs clamped at -100 as in PyTorch; p and t in [0,1]
- * (TG_ERR_ARG otherwise). target is treated as a constant. */
+ * (TG_ERR_ARG otherwise). A target that requires grad gets PyTorch's gradient
+ * g (log(1-p) - log p), unclamped (infinite at p = 0 or 1). */
 tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *target, tg_reduction reduction);
 /* BCE on logits, stable for any logit: max(x,0) - x t + log1p(exp(-|x|)). */
 tg_tensor *tg_binary_cross_entropy_with_logits(tg_tensor *logits, tg_tensor *target,
