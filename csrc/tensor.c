@@ -75,19 +75,27 @@ int tg_set_grad_enabled(int enabled) {
 }
 int tg_is_grad_enabled(void) { return !grad_disabled; }
 
-static int default_nthreads(void) {
+static long online_cpus(void) {
     long n = 1;
 #if defined(_SC_NPROCESSORS_ONLN)
     n = sysconf(_SC_NPROCESSORS_ONLN);
 #endif
-    if (n < 1) n = 1;
-    if (n > 8) n = 8;
-    return (int)n;
+    return n < 1 ? 1 : n;
+}
+
+static int default_nthreads(void) {
+    long n = online_cpus();
+    return n > 8 ? 8 : (int)n;
 }
 
 tg_status tg_set_num_threads(int n) {
     if (n < 1) return tg_fail(TG_ERR_ARG, "set_num_threads: need at least 1 thread, got %d", n);
-    nthreads_setting = n;
+    /* A sane bound: set_num_threads(10**9) must not start dozens of threads on a 2-core
+     * machine. 8 stays allowed anywhere (oversubscribing a small machine on purpose,
+     * e.g. to check results do not depend on the count). */
+    long cap = online_cpus();
+    if (cap < 8) cap = 8;
+    nthreads_setting = n > cap ? (int)cap : n;
     return TG_OK;
 }
 int tg_get_num_threads(void) {
@@ -211,7 +219,16 @@ tg_tensor *tg_zeros(tg_dtype dtype, int ndim, const int64_t *shape) {
     return tg_tensor_new(dtype, ndim, shape, 1);
 }
 
+/* Whether a double converts to int64 without overflow (C leaves the cast undefined for
+ * NaN, infinities and values outside [-2^63, 2^63)). The fraction is truncated. */
+static int fits_int64(double v) { return v >= -9223372036854775808.0 && v < 9223372036854775808.0; }
+
 tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value) {
+    if (dtype == TG_INT64 && !fits_int64(value)) {
+        tg_fail(TG_ERR_ARG, "full: fill value %g cannot be converted to int64 without overflow",
+                value);
+        return NULL;
+    }
     tg_tensor *t = tg_tensor_new(dtype, ndim, shape, 0);
     if (!t) return NULL;
     if (dtype == TG_INT64) {
@@ -249,7 +266,16 @@ tg_tensor *tg_arange(tg_dtype dtype, double start, double step, int64_t n) {
     if (!t) return NULL;
     if (dtype == TG_INT64) {
         int64_t *p = t->data;
-        for (int64_t i = 0; i < n; i++) p[i] = (int64_t)(start + step * (double)i);
+        for (int64_t i = 0; i < n; i++) {
+            double v = start + step * (double)i;
+            if (!fits_int64(v)) {
+                tg_tensor_release(t);
+                tg_fail(TG_ERR_ARG, "arange: value %g (element %lld) cannot be converted to "
+                        "int64 without overflow", v, (long long)i);
+                return NULL;
+            }
+            p[i] = (int64_t)v;
+        }
     } else {
         TG_FLOAT_SWITCH(dtype, {
             T *p = t->data;

@@ -287,3 +287,97 @@ def test_ops_on_zero_size_tensors_return_at_once():
     assert proc.returncode == 0 and proc.stdout.rstrip().endswith("done"), proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[11].endswith("[nan]")  # the mean of nothing is NaN
+
+
+# ---------------------------------------------------------------------- int64 edges
+def test_uint64_and_huge_integers_do_not_wrap():
+    for data in (np.array([1, 2**63], dtype=np.uint64), np.uint64(2**64 - 1), [2**63], [[1, 2**70]],
+                 [-2**63 - 1]):
+        with pytest.raises(ValueError, match="does not fit in int64"):
+            tg.tensor(data)
+    assert tg.tensor(np.array([2**63 - 1], dtype=np.uint64)).tolist() == [2**63 - 1]
+    assert tg.tensor([-2**63]).tolist() == [-2**63]
+
+
+def test_floats_that_int64_cannot_hold_are_refused():
+    for v in (np.nan, np.inf, -np.inf, 1e30, 2.0**63, -2.0**63 * 1.5):
+        with pytest.raises(ValueError, match="int64 without overflow"):
+            tg.tensor([1.0, v], dtype=tg.int64)
+        with pytest.raises(ValueError, match=r"^full: fill value .* int64 without overflow"):
+            tg.full((2,), v, dtype=tg.int64)
+    assert tg.tensor([2.7, -2.7], dtype=tg.int64).tolist() == [2, -2]  # truncation, as torch
+    assert tg.full((2,), -2.7, dtype=tg.int64).tolist() == [-2, -2]
+    assert tg.full((1,), -2.0**63, dtype=tg.int64).tolist() == [-2**63]
+
+
+def test_arange_int64_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"^arange: value 9.3e\+18 \(element 0\)"):
+        tg.arange(9.3e18, 9.3e18 + 3000, 1000, dtype=tg.int64)
+    with pytest.raises(ValueError, match=r"value 9.28e\+18 \(element 3\)"):  # crosses 2**63
+        tg.arange(9.1e18, 9.3e18, 6e16, dtype=tg.int64)
+    assert tg.arange(-3.0, 3.0, 2.5, dtype=tg.int64).tolist() == [-3, -0, 2]
+
+
+def test_load_refuses_uint64_that_int64_cannot_hold(tmp_path):
+    path = tmp_path / "u.npz"
+    np.savez(path, ok=np.array([5], dtype=np.uint64), big=np.array([2**63], dtype=np.uint64))
+    with pytest.raises(ValueError, match=r"load: 'big' .* does not fit in int64"):
+        tg.load(path)
+    np.savez(path, ok=np.array([5, 2**63 - 1], dtype=np.uint64))
+    assert tg.load(path)["ok"].tolist() == [5, 2**63 - 1]
+
+
+# ---------------------------------------------------------------------- arguments PyTorch refuses
+@pytest.mark.parametrize("fn", [F.softmax, F.log_softmax, tg.softmax, lambda x, d: x.softmax(d)])
+def test_softmax_refuses_a_fractional_dim(fn):
+    x = tg.ones(2, 3)
+    with pytest.raises(TypeError, match="dim must be an integer, got 1.7"):
+        fn(x, 1.7)
+    with pytest.raises(TypeError, match="dim must be an integer"):
+        fn(x, True)
+
+
+@pytest.mark.parametrize("call", [lambda x, d: x.softmax(d), lambda x, d: F.softmax(x, d),
+                                  lambda x, d: x.sum(d), lambda x, d: x.mean(d, keepdim=True),
+                                  lambda x, d: x.sum((0, d)), lambda x, d: x.transpose(0, d),
+                                  lambda x, d: x.log_softmax(d)])
+@pytest.mark.parametrize("dim", [2**31, -2**31 - 1, 2**40, -2**63])
+def test_huge_dims_raise_index_error_not_overflow_error(call, dim):
+    with pytest.raises(IndexError, match=f"dim {dim} out of range"):
+        call(tg.ones(2, 3), dim)
+
+
+def test_set_num_threads_refuses_non_integers_and_caps_huge_counts():
+    before = tg.get_num_threads()
+    try:
+        for bad in (2.7, "3", True, 3.0, None):
+            with pytest.raises(RuntimeError, match="set_num_threads expects an int"):
+                tg.set_num_threads(bad)
+        assert tg.get_num_threads() == before
+        cap = max(os.cpu_count() or 1, 8)
+        for huge in (10**9, 2**31, 10**30):
+            tg.set_num_threads(huge)
+            assert tg.get_num_threads() == cap
+        tg.set_num_threads(np.int64(3))
+        assert tg.get_num_threads() == 3
+        with pytest.raises(ValueError, match="at least 1 thread"):
+            tg.set_num_threads(-10**30)
+    finally:
+        tg.set_num_threads(before)
+
+
+@pytest.mark.parametrize("key", ["../../evil", "/etc/evil", "a/b", "a\\b", "..", ".", "", "C:evil",
+                                 "nul\x00byte", "line\nbreak"])
+def test_save_refuses_keys_that_are_not_plain_names(tmp_path, key):
+    path = tmp_path / "m.npz"
+    with pytest.raises(ValueError, match="not a plain name"):
+        tg.save({"ok": tg.ones(1), key: tg.ones(2)}, path)
+    assert not path.exists()
+
+
+def test_save_keeps_ordinary_state_dict_keys(tmp_path):
+    sd = {"layer.0.weight": tg.ones(2), "bn.running_mean": tg.zeros(2), "x-y_z 1": tg.ones(1),
+          "...": tg.ones(1), "ünïcode": tg.ones(1)}
+    path = tmp_path / "m.npz"
+    tg.save(sd, path)
+    assert list(tg.load(path)) == list(sd)

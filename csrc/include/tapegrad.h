@@ -99,7 +99,9 @@ typedef struct tg_tensor tg_tensor;
 
 /* New tensor of the given shape, filled with zeros / ones / a value. ndim 0..8;
  * shape may be NULL when ndim == 0 (a 0-d scalar). Negative sizes: TG_ERR_SHAPE.
- * A size whose byte count overflows or cannot be allocated: TG_ERR_NOMEM. */
+ * A size whose byte count overflows or cannot be allocated: TG_ERR_NOMEM. For int64 a
+ * value is truncated toward zero; NaN, an infinity or a value outside [-2^63, 2^63)
+ * cannot be converted: TG_ERR_ARG (tg_arange too, for any element). */
 tg_tensor *tg_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
 tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
 /* New tensor holding a copy of `data` (numel elements of `dtype`, row-major). */
@@ -281,7 +283,8 @@ void tg_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, 
                  int accumulate, int nthreads);
 /* Threads used by the kernels of ops called from this thread (thread-local setting).
  * Default: the number of online CPUs, capped at 8. Small problems never spawn threads
- * (a matmul needs M*N*K >= 2^20 before a second thread is used). n < 1: TG_ERR_ARG. */
+ * (a matmul needs M*N*K >= 2^20 before a second thread is used). n < 1: TG_ERR_ARG.
+ * n above max(online CPUs, 8) is capped there (tg_get_num_threads returns the cap). */
 tg_status tg_set_num_threads(int n);
 int tg_get_num_threads(void);
 
