@@ -630,6 +630,86 @@ ROWS.append(OpInfo("cross_entropy", _ce_tg, _ce_torch, _ce_ref, _ce_samples, lam
 ], ("real", "label"), needs_functional=True, ref_grads=(0,)))
 
 
+# ---------------------------------------------------------------------- NaN / Inf / +-0
+# IEEE special values for every op, forward and backward, compared with PyTorch (mismatch()
+# requires NaN at the same places and the same infinities). Appended to each row's samples;
+# no gradcheck (no derivative there) and no reference engine (plain Python floats raise).
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.0, 0.5]
+
+
+def _special(inputs, desc, **kwargs):
+    return Sample(tuple(arr(x) if np.asarray(x).dtype.kind == "f" else x for x in inputs), kwargs,
+                  desc=f"NaN/Inf: {desc}", gradcheck=False, reference=False)
+
+
+def _all_pairs(a, b):
+    a, b = np.meshgrid(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), indexing="ij")
+    return a.ravel(), b.ravel()
+
+
+def _special_samples(name):
+    x = arr(SPECIAL)
+    m = arr([[np.inf, 1.0, 0.0], [np.nan, 1.0, 2.0], [-np.inf, -np.inf, -np.inf],
+             [np.inf, np.inf, 0.0], [-np.inf, 0.0, 1.0], [-0.0, 0.0, -0.0]])
+    if name in ("add", "sub", "mul", "div"):
+        return [_special(_all_pairs(SPECIAL, SPECIAL), "all pairs"),
+                _special((x.reshape(8, 1), x), "broadcast (8, 1) and (8,)")]
+    forms = {"add_scalar": ["a+s", "s+a", "a-s"], "mul_scalar": ["a*s", "s*a"],
+             "rsub_scalar": ["s-a"], "div_scalar": ["a/s"], "rdiv_scalar": ["s/a"]}
+    if name in forms:
+        return [_special((x,), f"{f} s={sv}", s=sv, form=f)
+                for i, sv in enumerate([2.5, -1.0, 0.0, -0.0, np.inf, -np.inf, np.nan])
+                for f in forms[name][i % len(forms[name]):][:1]]
+    if name == "pow":
+        base = arr(SPECIAL + [-0.5, 2.0, -1.5, 1e-300, -1e-300, 1e300])
+        return [_special((base,), f"** {sv}", s=sv)
+                for sv in (0.5, -0.5, -1.0, 2.0, 3.0, -2.0, 1.5, 2.5, 1 / 3, 0.0, -0.0, 1.0,
+                           1e-300, -1e-300, np.inf, -np.inf, np.nan, 1e300)]
+    if name in ("neg", "exp", "log", "sigmoid", "tanh", "relu"):
+        return [_special((arr(SPECIAL + [-1e-300, 1e-300, 800.0, -800.0]),), "values")]
+    if name == "matmul":
+        return [_special(([[np.nan, 1.0], [np.inf, 0.0], [0.0, 0.0]], [[0.0, 1.0, -np.inf], [2.0, 0.0, 0.0]]),
+                         "(3, 2) @ (2, 3)"),
+                _special(([np.inf, 0.0], [0.0, 1.0]), "(2,) @ (2,)"),
+                _special(([[np.inf, -0.0]], [0.0, 1.0]), "(1, 2) @ (2,)")]
+    if name == "linear":
+        xs = [[np.nan, 1.0], [np.inf, 0.0], [0.0, -0.0]]
+        ws = [[0.0, 1.0], [-np.inf, 0.0], [2.0, 3.0]]
+        return [_special((xs, ws, [np.inf, 0.0, -np.inf]), "with bias"), _special((xs, ws), "no bias")]
+    if name in ("sum", "mean"):
+        r = arr([[np.inf, -np.inf, 1.0], [np.nan, 1.0, 2.0], [-0.0, -0.0, -0.0], [np.inf, np.inf, 0.0]])
+        return [_special((r,), f"dim={d}", dim=d, keepdim=False) for d in (None, 0, 1)]
+    if name == "reshape":
+        return [_special((x,), "(8,) -> (2, 4)", shape=(2, 4))]
+    if name == "transpose":
+        return [_special((x.reshape(2, 4),), "(2, 4)", d0=0, d1=1)]
+    if name in ("softmax", "log_softmax"):
+        return [_special((m,), f"dim={d}", dim=d) for d in (0, 1)]
+    reductions = ("none", "sum", "mean")
+    if name == "mse_loss":
+        return [_special(_all_pairs(SPECIAL, SPECIAL), r, reduction=r) for r in reductions]
+    if name == "binary_cross_entropy":  # p and t must lie in [0, 1] (NaN is refused)
+        return [_special(_all_pairs([0.0, -0.0, 1.0, 0.5, 1e-30], [0.0, -0.0, 1.0, 0.5]), r, reduction=r)
+                for r in reductions]
+    if name == "binary_cross_entropy_with_logits":
+        return [_special(_all_pairs(SPECIAL, [0.0, 1.0, 0.5, -0.0, np.nan, np.inf]), r, reduction=r)
+                for r in reductions]
+    if name == "cross_entropy":
+        logits = np.vstack([m, [[1.0, -np.inf, 2.0]]])
+        return [_special((logits, np.array([0, 1, 2, 2, 0, 1, 1], dtype=i64)), r, reduction=r)
+                for r in reductions]
+    raise AssertionError(f"no NaN/Inf samples for op {name!r}: add them here")
+
+
+def _add_special_samples(row):
+    base = row.samples
+    row.samples = lambda: base() + _special_samples(row.name)
+
+
+for _row in ROWS:
+    _add_special_samples(_row)
+
+
 ROWS_BY_NAME = {row.name: row for row in ROWS}
 
 

@@ -258,13 +258,17 @@ tg_tensor *tg_binary_cross_entropy_with_logits(tg_tensor *x, tg_tensor *t, tg_re
     if (check_elementwise_loss(op, x, t, r)) return NULL;
     tg_tensor *e = tg_tensor_new_like(x, 0);
     if (!e) return NULL;
-    /* max(x, 0) - x t + log1p(exp(-|x|)): no overflow for any logit. */
+    /* max(x, 0) - x t + log1p(exp(-|x|)): no overflow for any logit. An infinite logit
+     * takes PyTorch's form (1 - t) x - log_sigmoid(x) with log_sigmoid(x) = min(x, 0)
+     * there, so that (+inf, 0) is inf as in PyTorch, not inf - inf * 0 = NaN (the two agree
+     * for every finite logit; this one is the more accurate for very negative logits). */
     TG_FLOAT_SWITCH(x->dtype, {
         const T *z = x->data, *y = t->data;
         T *l = e->data;
         for (int64_t i = 0; i < x->numel; i++) {
             T v = z[i];
-            l[i] = (v > 0 ? v : 0) - v * y[i] + log1p(exp(-fabs(v)));
+            if (isinf(v)) l[i] = (1 - y[i]) * v - (v < 0 ? v : 0);
+            else l[i] = (v > 0 ? v : 0) - v * y[i] + log1p(exp(-fabs(v)));
         }
     });
     return finish_loss(e, TG_OP_BCE_LOGITS, r, x, t);
