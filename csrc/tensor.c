@@ -381,13 +381,15 @@ const int64_t *tg_tensor_shape(const tg_tensor *t) { return t->shape; }
 int64_t tg_tensor_numel(const tg_tensor *t) { return t->numel; }
 void *tg_tensor_data(tg_tensor *t) { return t->data; }
 
+/* memmove: the caller's buffer may be (or overlap) the tensor's own data, e.g.
+ * load_state_dict(model.state_dict()) copies each parameter from a view of itself. */
 tg_status tg_tensor_copy_to(const tg_tensor *t, void *out) {
-    if (t->numel) memcpy(out, t->data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    if (t->numel) memmove(out, t->data, (size_t)t->numel * tg_dtype_size(t->dtype));
     return TG_OK;
 }
 
 tg_status tg_tensor_copy_from(tg_tensor *t, const void *data) {
-    if (t->numel) memcpy(t->data, data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    if (t->numel) memmove(t->data, data, (size_t)t->numel * tg_dtype_size(t->dtype));
     return TG_OK;
 }
 

@@ -381,3 +381,38 @@ def test_save_keeps_ordinary_state_dict_keys(tmp_path):
     path = tmp_path / "m.npz"
     tg.save(sd, path)
     assert list(tg.load(path)) == list(sd)
+
+
+def test_load_state_dict_from_its_own_state_dict():
+    """Each parameter is copied from a view of itself (memcpy with equal pointers)."""
+    lin = tg.nn.Linear(3, 2)
+    before = [p.numpy().copy() for p in lin.parameters()]
+    lin.load_state_dict(lin.state_dict())
+    assert all((p.numpy() == b).all() for p, b in zip(lin.parameters(), before))
+
+
+# ---------------------------------------------------------------------- NaN / Inf as PyTorch
+def test_relu_passes_the_gradient_of_nan():
+    x = tg.tensor([np.nan, -1.0, 0.0, -0.0, 2.0], requires_grad=True)
+    y = x.relu()
+    y.backward(tg.tensor([3.0, 3.0, 3.0, 3.0, 3.0]))
+    assert x.grad.tolist() == [3.0, 0.0, 0.0, 0.0, 3.0]
+    assert np.signbit(y.numpy()[3]) and np.isnan(y.numpy()[0])  # relu(-0) = -0, as torch
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64], ids=["float32", "float64"])
+def test_pow_special_values(dtype):
+    x = tg.tensor([-np.inf, np.nan, -0.0, 4.0], dtype=dtype)
+    half = (x ** 0.5).numpy()
+    assert np.isnan(half[0]) and np.isnan(half[1]) and np.signbit(half[2]) and half[3] == 2.0
+    assert np.isnan((tg.tensor([np.nan], dtype=dtype) ** -1e-300).item())
+    assert np.isnan((tg.tensor([np.nan], dtype=dtype) ** 1e-300).item())
+    assert (tg.tensor([np.inf], dtype=dtype) ** 1e-300).item() == np.inf
+    assert (tg.tensor([-0.0], dtype=dtype) ** -0.5).item() == -np.inf
+
+
+def test_bce_with_logits_at_infinite_logits():
+    x = tg.tensor([np.inf, np.inf, -np.inf, -np.inf, np.inf], dtype=tg.float64)
+    t = tg.tensor([0.0, 0.5, 1.0, 0.0, 1.0], dtype=tg.float64)
+    out = F.binary_cross_entropy_with_logits(x, t, reduction="none").numpy()
+    assert out[0] == np.inf and out[1] == np.inf and np.isnan(out[2:]).all()

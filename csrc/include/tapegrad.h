@@ -36,8 +36,11 @@
  *  - The core never aborts, exits or prints. There is no global mutable state except
  *    the thread-local error and grad-mode flags, so independent models may be trained
  *    in parallel threads. Reference counts are atomic, so tensors that need no gradient
- *    (a dataset, constants) may be shared by threads building graphs at once; a graph
- *    with gradients (its records and its leaves' grads) belongs to one thread at a time.
+ *    (a dataset, constants) may be shared by threads building graphs at once. A leaf's
+ *    gradient has a lock in the tensor: threads may run backward into shared leaves
+ *    (each backward's contribution lands whole) while others read, replace or zero
+ *    their grads. The records of a graph belong to one thread at a time, and writing a
+ *    tensor's data while another thread reads it is the caller's race (as in PyTorch).
  *  - All tensors are C-contiguous, row-major. Results are deterministic: every
  *    reduction has a fixed order that does not depend on the thread count.
  *
@@ -141,7 +144,9 @@ const char *tg_tensor_op_name(const tg_tensor *t);
  * (tg_last_status() stays TG_OK). */
 tg_tensor *tg_tensor_grad(const tg_tensor *t);
 /* Replace the gradient (NULL clears it). The new gradient must match t's shape and
- * dtype. The tensor keeps its own reference. */
+ * dtype. The tensor keeps its own reference. TG_ERR_STATE for t itself (as PyTorch), a
+ * gradient made by an op (assign its detach()) or one whose own grad chain leads back
+ * to t (a reference cycle). A gradient sharing t's storage is accepted, as in PyTorch. */
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad);
 /* Fill the gradient with zeros (if it exists). */
 void tg_tensor_zero_grad(tg_tensor *t);
@@ -235,8 +240,9 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
 /* ---------------------------------------------------------------- backward */
 
 /* Run backward from root. grad: the gradient of root (same shape and dtype), or NULL
- * for a one-element root (ones). A root with more than one element and no grad:
- * TG_ERR_STATE. A root that does not require grad: TG_ERR_STATE. */
+ * for a one-element root (ones); it is copied first, so it may be a gradient this
+ * backward adds into. A root with more than one element and no grad: TG_ERR_STATE. A
+ * root that does not require grad: TG_ERR_STATE. */
 tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph);
 
 /* ---------------------------------------------------------------- optimizers */
