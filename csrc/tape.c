@@ -251,8 +251,6 @@ static void lock_leaves(tg_node *n, leaf_set *ls) {
     }
 }
 
-static tg_status add_into(tg_tensor *dst, const tg_tensor *src);
-
 static void release_leaves(leaf_set *ls) {
     for (int j = ls->n - 1; j >= 0; j--) {
         tg_tensor *leaf = ls->leaf[j];
