@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .tensor import Tensor, tensor
+from .tensor import Tensor, _check_int64_range, tensor
 
 __all__ = ["save", "load"]
 
@@ -28,6 +28,16 @@ def _to_array(key, value):
     return arr
 
 
+def _check_key(key):
+    """A key becomes a zip member name (key + ".npy"): refuse anything but a plain name,
+    so that no key such as "../../evil" or "/etc/x" names a path when the archive is
+    extracted."""
+    if (key in ("", ".", "..") or any(c in key for c in "/\\:")
+            or any(ord(c) < 32 or ord(c) == 127 for c in key)):
+        raise ValueError(f"save: state dict key {key!r} is not a plain name (keys may not be "
+                         "empty, '.' or '..', nor hold '/', '\\', ':' or control characters)")
+
+
 def save(obj, path):
     """Write a state dict (mapping str -> tensor/array) to ``path`` as .npz."""
     if not hasattr(obj, "items"):
@@ -37,6 +47,7 @@ def save(obj, path):
     for k, v in obj.items():
         if not isinstance(k, str):
             raise TypeError(f"save: state dict keys must be strings, got {k!r}")
+        _check_key(k)
         arrays[k] = _to_array(k, v)
     # What numpy.savez writes (one .npy per key in a zip), without its keyword-argument
     # interface, so that no key can clash with savez's own parameters.
@@ -57,6 +68,7 @@ def load(path):
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"load: {k!r} in {path} has unsupported dtype {arr.dtype}")
             if arr.dtype.kind != "f":
+                _check_int64_range(arr, f"load: {k!r} in {path}")
                 arr = arr.astype(np.int64)
             elif arr.dtype not in (np.float32, np.float64):
                 arr = arr.astype(np.float32)

@@ -74,6 +74,26 @@ def _infer_dtype(data, arr):
     raise TypeError(f"can't make a tensor from data of numpy dtype {arr.dtype}")
 
 
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+
+
+def _check_int64_range(arr, what="tensor"):
+    """Refuse values that int64 cannot hold (numpy would wrap uint64 values >= 2**63 to
+    negative numbers and turn NaN or 1e30 into -2**63), as PyTorch does."""
+    if not arr.size:
+        return
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8:
+        hi = int(arr.max())
+        if hi > _INT64_MAX:
+            raise ValueError(f"{what}: value {hi} (numpy uint64) does not fit in int64 (overflow)")
+    elif arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(arr) & (arr >= -2.0**63) & (arr < 2.0**63)
+        if not ok.all():
+            bad = arr.flat[int(np.argmin(ok.ravel()))]
+            raise ValueError(f"{what}: value {float(bad)!r} cannot be converted to int64 without overflow")
+
+
 def tensor(data, dtype=None, requires_grad=False):
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays or a
     Tensor). dtype defaults as in PyTorch (float32 for Python floats)."""
@@ -86,10 +106,16 @@ def tensor(data, dtype=None, requires_grad=False):
         except ValueError as exc:
             raise ValueError(f"tensor: can't convert data to an array ({exc})") from None
         if arr.dtype == object:
+            flat = arr.ravel()
+            if flat.size and builtins.all(isinstance(v, numbers.Integral) for v in flat):
+                big = next(int(v) for v in flat if not _INT64_MIN <= int(v) <= _INT64_MAX)
+                raise ValueError(f"tensor: integer {big} does not fit in int64 (overflow)")
             raise TypeError("tensor: data must be numbers or nested lists of numbers of equal lengths")
         dt = as_dtype(dtype) if dtype is not None else _infer_dtype(data, arr)
     if dt is not int64 and arr.dtype.kind not in "fiub":
         raise TypeError(f"tensor: can't convert numpy dtype {arr.dtype} to {dt}")
+    if dt is int64:
+        _check_int64_range(arr)
     return _from_numpy(arr, dt, requires_grad)
 
 
@@ -904,7 +930,10 @@ def _compare(a, other, op):
 def _dim_arg(dim):
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"dim must be an integer, got {dim!r}")
-    return int(dim)
+    dim = int(dim)
+    if not -2**31 <= dim < 2**31:  # no tensor has that many dims (C takes an int)
+        raise IndexError(f"dim {dim} out of range (a tensor has at most {lib.TG_MAX_DIMS} dims)")
+    return dim
 
 
 def _resolve_shape(shape, numel, old_shape):
@@ -1031,8 +1060,8 @@ def full(size, fill_value, dtype=None, requires_grad=False):
         dtype = bool_ if isinstance(fill_value, (bool, np.bool_)) else \
             int64 if isinstance(fill_value, numbers.Integral) else float32
     dt = as_dtype(dtype)
-    if dt is int64 or dt is bool_:
-        # exact for any int64 (a double holds 53 bits), and range-checked by numpy
+    if dt is bool_ or (dt is int64 and isinstance(fill_value, numbers.Integral)):
+        # exact for any int64 (a double holds 53 bits), and range-checked
         t = _make("zeros", shape, dt, False)
         t.copy_(tensor(fill_value, dtype=dt))
         if requires_grad:
@@ -1229,8 +1258,14 @@ def is_tensor(x):
 
 def set_num_threads(n):
     """Threads the kernels may use for ops called from this thread (large matmuls
-    only). Results are bitwise identical for any count."""
-    check(lib.tg_set_num_threads(int(n)))
+    only). Results are bitwise identical for any count. Counts above
+    max(online CPUs, 8) are capped there (get_num_threads() tells the count in use)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):  # PyTorch's error
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    check(lib.tg_set_num_threads(min(n, 2**31 - 1)))  # the C core caps it
 
 
 def get_num_threads():

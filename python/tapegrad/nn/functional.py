@@ -11,7 +11,7 @@ import numpy as np
 
 from .._ffi import ffi, lib
 from ..dtypes import int64
-from ..tensor import Tensor, _wrap, tensor
+from ..tensor import Tensor, _dim_arg, _wrap, tensor
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy"]
@@ -83,11 +83,11 @@ def relu(input):  # noqa: A002
 
 def softmax(input, dim=-1):  # noqa: A002
     """Softmax along ``dim`` (default the last), stable (max subtracted)."""
-    return _wrap(lib.tg_softmax(_input(input, "softmax")._h, int(dim)))
+    return _wrap(lib.tg_softmax(_input(input, "softmax")._h, _dim_arg(dim)))
 
 
 def log_softmax(input, dim=-1):  # noqa: A002
-    return _wrap(lib.tg_log_softmax(_input(input, "log_softmax")._h, int(dim)))
+    return _wrap(lib.tg_log_softmax(_input(input, "log_softmax")._h, _dim_arg(dim)))
 
 
 # ---------------------------------------------------------------------- losses
