@@ -94,7 +94,7 @@ class Block(nn.Module):
         self.fc = nn.Linear(3, 4)
         self.act = nn.Tanh()
         self.head = nn.Sequential(nn.Linear(4, 2), nn.Sigmoid())
-        self.scale = nn.Parameter([2.0])
+        self.scale = nn.Parameter(tg.tensor([2.0]))
         self.not_a_param = tg.tensor([1.0])  # no requires_grad: plain attribute
 
     def forward(self, x):
