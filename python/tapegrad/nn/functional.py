@@ -85,9 +85,6 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
                          f"and {wshape}")
     if len(wshape) > 2:
         raise ValueError(f"linear: weight must be 1-D or 2-D, got shape {wshape}")
-    if ishape[-1] != wshape[-1]:
-        raise ValueError(f"linear: input of shape {ishape} and weight of shape {wshape} don't "
-                         f"fit: input's last dim must equal weight's last dim ({wshape[-1]})")
     bshape = bias.shape if bias is not None else None
     nd = len(ishape)
     if len(wshape) == 2 and nd <= 2 and (bias is None or bshape == wshape[:1]):
@@ -95,6 +92,10 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
 
     def refuse(why):
         raise ValueError(f"linear: input {ishape}, weight {wshape}, bias {bshape}: {why}")
+
+    if ishape[-1] != wshape[-1]:
+        raise ValueError(f"linear: input of shape {ishape} does not match weight of shape "
+                         f"{wshape}: input's last dim must equal weight's last dim ({wshape[-1]})")
 
     if len(wshape) == 1:
         if bias is not None and (nd == 2 or bshape != ()):
@@ -118,7 +119,9 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
         return y
     if len(bshape) > len(target) or any(b not in (1, t) for b, t in
                                         zip(reversed(bshape), reversed(target))):
-        refuse(f"the bias doesn't broadcast to the output's shape {target}")
+        raise ValueError(f"linear: bias of shape {bshape} does not match weight of shape "
+                         f"{wshape} (input {ishape}): it must broadcast to the output's shape "
+                         f"{target}")
     if len(wshape) == 2 and nd != 2 and len(bshape) == 2:
         bias = bias.reshape(bshape[1])  # (1, out) or (1, 1) against a 1-D row
     return y + bias
