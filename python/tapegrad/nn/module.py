@@ -50,9 +50,6 @@ class Parameter(Tensor):
     def __repr__(self):
         return "Parameter containing:\n" + Tensor.__repr__(self)
 
-    def __reduce_ex__(self, protocol):
-        raise TypeError("tapegrad tensors can't be pickled; save a state dict with tapegrad.save")
-
 
 def _typename(value):
     t = type(value)
