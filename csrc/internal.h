@@ -31,6 +31,11 @@ typedef struct tg_storage {
     int64_t refcount;
     void *data;
     size_t nbytes;
+    /* Bumped (atomically) by every in-place write through the API (copy_, fills, optimizer
+     * steps, tg_tensor_copy_from). Shared by every view of the storage. A record keeps the
+     * versions of the tensors its backward reads; backward refuses a record whose inputs
+     * changed since (PyTorch's version counter). */
+    int64_t version;
 } tg_storage;
 
 typedef struct tg_node tg_node;
@@ -38,7 +43,8 @@ typedef struct tg_node tg_node;
 struct tg_tensor {
     int64_t refcount;
     tg_storage *storage; /* shared by reshape/detach views */
-    void *data;          /* = storage->data (all tensors are contiguous, offset 0) */
+    void *data;          /* storage->data + offset: every tensor is contiguous, but a view
+                          * (t[i], t[a:b]) may start inside its storage */
     tg_dtype dtype;
     int ndim;
     int64_t shape[TG_MAX_DIMS];
@@ -81,6 +87,10 @@ typedef enum {
     TG_OP_BCE,
     TG_OP_BCE_LOGITS,
     TG_OP_CROSS_ENTROPY,
+    TG_OP_POW,
+    TG_OP_RPOW_SCALAR,
+    TG_OP_CAST,
+    TG_OP_SELECT,
     TG_OP_COUNT
 } tg_op;
 
@@ -95,19 +105,31 @@ struct tg_node {
     tg_tensor *saved;                      /* op-specific saved tensor (e.g. the output) */
     double scalar;                         /* op-specific scalar (exponent, ...) */
     int iparam[4];                         /* op-specific ints (dim, keepdim, reduction) */
+    int64_t offset;                        /* a view's element offset in its input */
     int64_t out_shape[TG_MAX_DIMS];
     int out_ndim;
     tg_tensor *grad; /* gradient of the output, accumulated during backward */
     int released;    /* backward ran without retain_graph */
+    int64_t versions[TG_NODE_MAX_INPUTS]; /* inputs' storage versions when recorded */
     int mark;        /* scratch for graph traversal */
 };
 
 /* Backward of one op: reads node->grad and adds into the inputs' gradient slots. */
 typedef tg_status (*tg_backward_fn)(tg_node *node);
 
+/* What an op's backward reads besides the output gradient: bit i = input i's data,
+ * TG_SAVES_OUTPUT = node->saved (a view of the output or private statistics). Backward
+ * checks the storage versions of exactly these, so changing an input in place that
+ * backward does not read (the addend of an add) is allowed, as in PyTorch. */
+#define TG_SAVES_IN0 1u
+#define TG_SAVES_IN1 2u
+#define TG_SAVES_IN2 4u
+#define TG_SAVES_OUTPUT 8u
+
 typedef struct {
     const char *name;
     tg_backward_fn backward;
+    unsigned saves;
 } tg_op_info;
 
 extern const tg_op_info tg_op_table[TG_OP_COUNT];
@@ -125,6 +147,8 @@ tg_status tg_mse_backward(tg_node *n);
 tg_status tg_bce_backward(tg_node *n);
 tg_status tg_bce_logits_backward(tg_node *n);
 tg_status tg_cross_entropy_backward(tg_node *n);
+tg_status tg_cast_backward(tg_node *n);
+tg_status tg_select_backward(tg_node *n);
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -145,6 +169,16 @@ tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape, int zer
 tg_tensor *tg_tensor_new_like(const tg_tensor *t, int zero);
 /* A new handle on t's storage with another shape (same numel), no node. */
 tg_tensor *tg_tensor_view(tg_tensor *t, int ndim, const int64_t *shape);
+
+/* Mark an in-place write into t's storage (bumps the version every view shares). */
+static inline void tg_bump_version(tg_tensor *t) { TG_REF_INC(&t->storage->version); }
+static inline int64_t tg_storage_version(const tg_tensor *t) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    return *(volatile const int64_t *)&t->storage->version;
+#else
+    return __atomic_load_n(&t->storage->version, __ATOMIC_RELAXED);
+#endif
+}
 
 /* Check an op's input is a floating tensor. */
 tg_status tg_check_float(const char *op, const tg_tensor *t);
@@ -175,6 +209,9 @@ tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tens
 tg_status tg_grad_slot(tg_node *n, int i, void **out);
 
 int tg_get_nthreads_internal(void);
+
+/* tg_sum of an int64 or bool tensor (ops/integer.c). */
+tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim);
 
 /* Elementwise generic loops over two dtypes: FLOAT_SWITCH(dtype, body) runs body with
  * the typedef `T` bound to float or double. */

@@ -200,6 +200,7 @@ tg_status tg_optim_step(tg_optim *o) {
     for (int64_t i = 0; i < o->n; i++) {
         tg_tensor *param = o->params[i];
         if (!param->grad) continue;
+        tg_bump_version(param); /* an in-place update, as PyTorch counts it */
         if (o->kind == OPTIM_SGD) {
             tg_tensor *buf = NULL;
             int first = 0;

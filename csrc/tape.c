@@ -14,34 +14,38 @@
 #include <string.h>
 
 const tg_op_info tg_op_table[TG_OP_COUNT] = {
-    [TG_OP_ADD] = {"add", tg_binary_backward},
-    [TG_OP_SUB] = {"sub", tg_binary_backward},
-    [TG_OP_MUL] = {"mul", tg_binary_backward},
-    [TG_OP_DIV] = {"div", tg_binary_backward},
-    [TG_OP_ADD_SCALAR] = {"add_scalar", tg_unary_backward},
-    [TG_OP_MUL_SCALAR] = {"mul_scalar", tg_unary_backward},
-    [TG_OP_RSUB_SCALAR] = {"rsub_scalar", tg_unary_backward},
-    [TG_OP_DIV_SCALAR] = {"div_scalar", tg_unary_backward},
-    [TG_OP_RDIV_SCALAR] = {"rdiv_scalar", tg_unary_backward},
-    [TG_OP_POW_SCALAR] = {"pow", tg_unary_backward},
-    [TG_OP_NEG] = {"neg", tg_unary_backward},
-    [TG_OP_EXP] = {"exp", tg_unary_backward},
-    [TG_OP_LOG] = {"log", tg_unary_backward},
-    [TG_OP_SIGMOID] = {"sigmoid", tg_unary_backward},
-    [TG_OP_TANH] = {"tanh", tg_unary_backward},
-    [TG_OP_RELU] = {"relu", tg_unary_backward},
-    [TG_OP_MATMUL] = {"matmul", tg_matmul_backward},
-    [TG_OP_LINEAR] = {"linear", tg_linear_backward},
-    [TG_OP_SUM] = {"sum", tg_reduce_backward},
-    [TG_OP_MEAN] = {"mean", tg_reduce_backward},
-    [TG_OP_RESHAPE] = {"reshape", tg_reshape_backward},
-    [TG_OP_TRANSPOSE] = {"transpose", tg_transpose_backward},
-    [TG_OP_SOFTMAX] = {"softmax", tg_softmax_backward},
-    [TG_OP_LOG_SOFTMAX] = {"log_softmax", tg_softmax_backward},
-    [TG_OP_MSE_LOSS] = {"mse_loss", tg_mse_backward},
-    [TG_OP_BCE] = {"binary_cross_entropy", tg_bce_backward},
-    [TG_OP_BCE_LOGITS] = {"binary_cross_entropy_with_logits", tg_bce_logits_backward},
-    [TG_OP_CROSS_ENTROPY] = {"cross_entropy", tg_cross_entropy_backward},
+    [TG_OP_ADD] = {"add", tg_binary_backward, 0},
+    [TG_OP_SUB] = {"sub", tg_binary_backward, 0},
+    [TG_OP_MUL] = {"mul", tg_binary_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_DIV] = {"div", tg_binary_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_ADD_SCALAR] = {"add_scalar", tg_unary_backward, 0},
+    [TG_OP_MUL_SCALAR] = {"mul_scalar", tg_unary_backward, 0},
+    [TG_OP_RSUB_SCALAR] = {"rsub_scalar", tg_unary_backward, 0},
+    [TG_OP_DIV_SCALAR] = {"div_scalar", tg_unary_backward, 0},
+    [TG_OP_RDIV_SCALAR] = {"rdiv_scalar", tg_unary_backward, TG_SAVES_IN0},
+    [TG_OP_POW_SCALAR] = {"pow", tg_unary_backward, TG_SAVES_IN0},
+    [TG_OP_NEG] = {"neg", tg_unary_backward, 0},
+    [TG_OP_EXP] = {"exp", tg_unary_backward, TG_SAVES_OUTPUT},
+    [TG_OP_LOG] = {"log", tg_unary_backward, TG_SAVES_IN0},
+    [TG_OP_SIGMOID] = {"sigmoid", tg_unary_backward, TG_SAVES_OUTPUT},
+    [TG_OP_TANH] = {"tanh", tg_unary_backward, TG_SAVES_OUTPUT},
+    [TG_OP_RELU] = {"relu", tg_unary_backward, TG_SAVES_IN0},
+    [TG_OP_MATMUL] = {"matmul", tg_matmul_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_LINEAR] = {"linear", tg_linear_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_SUM] = {"sum", tg_reduce_backward, 0},
+    [TG_OP_MEAN] = {"mean", tg_reduce_backward, 0},
+    [TG_OP_RESHAPE] = {"reshape", tg_reshape_backward, 0},
+    [TG_OP_TRANSPOSE] = {"transpose", tg_transpose_backward, 0},
+    [TG_OP_SOFTMAX] = {"softmax", tg_softmax_backward, TG_SAVES_OUTPUT},
+    [TG_OP_LOG_SOFTMAX] = {"log_softmax", tg_softmax_backward, TG_SAVES_OUTPUT},
+    [TG_OP_MSE_LOSS] = {"mse_loss", tg_mse_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_BCE] = {"binary_cross_entropy", tg_bce_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_BCE_LOGITS] = {"binary_cross_entropy_with_logits", tg_bce_logits_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_CROSS_ENTROPY] = {"cross_entropy", tg_cross_entropy_backward, TG_SAVES_IN0 | TG_SAVES_IN1 | TG_SAVES_OUTPUT},
+    [TG_OP_POW] = {"pow_tensor", tg_binary_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
+    [TG_OP_RPOW_SCALAR] = {"rpow_scalar", tg_unary_backward, TG_SAVES_IN0},
+    [TG_OP_CAST] = {"to", tg_cast_backward, 0},
+    [TG_OP_SELECT] = {"select", tg_select_backward, 0},
 };
 _Static_assert(sizeof tg_op_table / sizeof tg_op_table[0] == TG_OP_COUNT,
                "every op needs a row in tg_op_table");
@@ -69,6 +73,7 @@ tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tens
     for (int i = 0; i < n->n_inputs; i++) {
         n->inputs[i] = in[i];
         tg_tensor_retain(in[i]);
+        if (in[i]) n->versions[i] = tg_storage_version(in[i]);
     }
     n->out_ndim = out->ndim;
     memcpy(n->out_shape, out->shape, sizeof n->out_shape);
@@ -108,6 +113,36 @@ tg_status tg_grad_slot(tg_node *n, int i, void **out) {
         if (!*slot) return TG_ERR_NOMEM;
     }
     *out = (*slot)->data;
+    return TG_OK;
+}
+
+/* TG_ERR_STATE when a tensor n's backward reads was modified in place after the op. A
+ * saved output (node->saved) is always a fresh buffer of the op, at version 0 when saved. */
+static tg_status check_versions(const tg_node *n) {
+    unsigned saves = tg_op_table[n->op].saves;
+    for (int i = 0; i < n->n_inputs; i++) {
+        const tg_tensor *in = n->inputs[i];
+        if (!(saves & (1u << i)) || !in || tg_storage_version(in) == n->versions[i]) continue;
+        char buf[TG_SHAPE_BUF];
+        return tg_fail(TG_ERR_STATE,
+                       "backward: one of the tensors needed for the gradient of '%s' (input %d, "
+                       "%s of shape %s) has been modified by an in-place operation since: it is "
+                       "at version %lld, expected version %lld (compute it out of place, or "
+                       "modify a clone)",
+                       tg_op_table[n->op].name, i, tg_dtype_name(in->dtype),
+                       tg_shape_str(in->ndim, in->shape, buf, sizeof buf),
+                       (long long)tg_storage_version(in), (long long)n->versions[i]);
+    }
+    if ((saves & TG_SAVES_OUTPUT) && n->saved && tg_storage_version(n->saved) != 0) {
+        char buf[TG_SHAPE_BUF];
+        return tg_fail(TG_ERR_STATE,
+                       "backward: the output of '%s' (shape %s), which its gradient needs, has "
+                       "been modified by an in-place operation since: it is at version %lld, "
+                       "expected version 0 (modify a clone instead)",
+                       tg_op_table[n->op].name,
+                       tg_shape_str(n->out_ndim, n->out_shape, buf, sizeof buf),
+                       (long long)tg_storage_version(n->saved));
+    }
     return TG_OK;
 }
 
@@ -244,6 +279,7 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
     /* order is post-order (inputs first); walk it backwards: outputs before inputs. */
     for (int64_t i = count - 1; i >= 0; i--) {
         tg_node *n = order[i];
+        if (n->grad && st == TG_OK) st = check_versions(n);
         if (n->grad && st == TG_OK) {
             st = tg_op_table[n->op].backward(n);
             if (st != TG_OK && tg_last_status() == TG_OK)

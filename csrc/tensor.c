@@ -46,6 +46,7 @@ size_t tg_dtype_size(tg_dtype dtype) {
     case TG_FLOAT32: return 4;
     case TG_FLOAT64: return 8;
     case TG_INT64: return 8;
+    case TG_BOOL: return 1;
     default: return 0;
     }
 }
@@ -55,6 +56,7 @@ const char *tg_dtype_name(tg_dtype dtype) {
     case TG_FLOAT32: return "float32";
     case TG_FLOAT64: return "float64";
     case TG_INT64: return "int64";
+    case TG_BOOL: return "bool";
     default: return "invalid";
     }
 }
@@ -170,6 +172,7 @@ tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape, int zer
     s->refcount = 1;
     s->data = data;
     s->nbytes = nbytes;
+    s->version = 0;
     memset(t, 0, sizeof *t);
     t->refcount = 1;
     t->storage = s;
@@ -210,7 +213,9 @@ tg_tensor *tg_zeros(tg_dtype dtype, int ndim, const int64_t *shape) {
 tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value) {
     tg_tensor *t = tg_tensor_new(dtype, ndim, shape, 0);
     if (!t) return NULL;
-    if (dtype == TG_INT64) {
+    if (dtype == TG_BOOL) {
+        memset(t->data, value != 0, (size_t)t->numel);
+    } else if (dtype == TG_INT64) {
         int64_t *p = t->data;
         for (int64_t i = 0; i < t->numel; i++) p[i] = (int64_t)value;
     } else {
@@ -239,6 +244,10 @@ tg_tensor *tg_from_data(tg_dtype dtype, int ndim, const int64_t *shape, const vo
 tg_tensor *tg_arange(tg_dtype dtype, double start, double step, int64_t n) {
     if (n < 0) {
         tg_fail(TG_ERR_ARG, "arange: negative length %lld", (long long)n);
+        return NULL;
+    }
+    if (dtype == TG_BOOL) {
+        tg_fail(TG_ERR_DTYPE, "arange: bool is not a valid dtype for a range");
         return NULL;
     }
     tg_tensor *t = tg_tensor_new(dtype, 1, &n, 0);
@@ -330,8 +339,11 @@ tg_status tg_tensor_copy_to(const tg_tensor *t, void *out) {
 
 tg_status tg_tensor_copy_from(tg_tensor *t, const void *data) {
     if (t->numel) memcpy(t->data, data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    tg_bump_version(t);
     return TG_OK;
 }
+
+int64_t tg_tensor_version(const tg_tensor *t) { return tg_storage_version(t); }
 
 tg_status tg_tensor_item(const tg_tensor *t, double *out) {
     if (t->numel != 1) {
@@ -344,6 +356,7 @@ tg_status tg_tensor_item(const tg_tensor *t, double *out) {
     switch (t->dtype) {
     case TG_FLOAT32: *out = *(const float *)t->data; break;
     case TG_FLOAT64: *out = *(const double *)t->data; break;
+    case TG_BOOL: *out = *(const unsigned char *)t->data ? 1.0 : 0.0; break;
     default: *out = (double)*(const int64_t *)t->data; break;
     }
     return TG_OK;
@@ -357,9 +370,9 @@ tg_status tg_tensor_set_requires_grad(tg_tensor *t, int requires_grad) {
                        "requires_grad can only be changed on leaf tensors; this one was made by "
                        "'%s' (use detach() to get a leaf)",
                        tg_op_table[t->node->op].name);
-    if (requires_grad && t->dtype == TG_INT64)
-        return tg_fail(TG_ERR_DTYPE,
-                       "only floating point tensors can require gradients (dtype int64)");
+    if (requires_grad && t->dtype != TG_FLOAT32 && t->dtype != TG_FLOAT64)
+        return tg_fail(TG_ERR_DTYPE, "only floating point tensors can require gradients (dtype %s)",
+                       tg_dtype_name(t->dtype));
     t->requires_grad = requires_grad ? 1 : 0;
     return TG_OK;
 }
@@ -407,7 +420,7 @@ tg_tensor *tg_clone_data(const tg_tensor *t) {
 }
 
 tg_status tg_check_finite(const tg_tensor *t, const char *name) {
-    if (t->dtype == TG_INT64) return TG_OK;
+    if (t->dtype != TG_FLOAT32 && t->dtype != TG_FLOAT64) return TG_OK;
     int64_t bad = -1;
     TG_FLOAT_SWITCH(t->dtype, {
         const T *p = t->data;

@@ -1,7 +1,8 @@
 """cffi builder (out-of-line API mode) for ``tapegrad._native``.
 
-It declares the hand-kept subset of the C API in ``tapegrad_cdef.h`` and compiles every
-C file under ``csrc/`` into one extension. No logic lives here.
+Its declarations are generated from the public header ``csrc/include/tapegrad.h``
+(``cdef_from_header.py``), so the two cannot drift; it compiles every C file under
+``csrc/`` into one extension. No logic lives here.
 
 Portable flags only: no ``-march=native`` and no ``-ffast-math``. The SIMD kernels pick
 their instruction set with ``#pragma GCC target`` inside their own translation units and
@@ -37,9 +38,11 @@ def _compile_args():
             "-fvisibility=hidden"]
 
 
+sys.path.insert(0, HERE)
+from cdef_from_header import cdef_from_header  # noqa: E402
+
 ffibuilder = FFI()
-with open(os.path.join(HERE, "tapegrad_cdef.h")) as f:
-    ffibuilder.cdef(f.read())
+ffibuilder.cdef(cdef_from_header())
 
 ffibuilder.set_source(
     "tapegrad._native",

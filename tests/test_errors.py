@@ -32,23 +32,23 @@ def test_non_broadcastable_shapes(op, sa, sb):
 
 
 # ---------------------------------------------------------------------- dtypes
-@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "matmul"])
-def test_dtype_mismatch_names_both(op):
+def test_dtype_mismatch_names_both():
+    # arithmetic promotes (tests/test_promotion.py); matmul refuses, as PyTorch's does, and
+    # the C ops themselves name both operands
     a, b = tg.ones(3), tg.ones(3, dtype=tg.float64)
-    with pytest.raises(TypeError, match=rf"^{op}: dtype mismatch, float32 \(3,\) and float64 \(3,\)"):
-        getattr(tg, op)(a, b)
-    with pytest.raises(TypeError, match=r"float64 \(3,\) and float32 \(3,\)"):
-        getattr(tg, op)(b, a)
+    with pytest.raises(TypeError, match=r"^matmul: dtype mismatch, float32 \(3,\) and float64 \(3,\)"):
+        a @ b
+    assert not lib.tg_add(a._h, b._h)
+    status = lib.tg_last_status()
+    msg = ffi.string(lib.tg_last_error()).decode()
+    lib.tg_clear_error()
+    assert status == lib.TG_ERR_DTYPE and re.match(r"^add: dtype mismatch, float32 \(3,\) and float64", msg)
 
 
 @pytest.mark.parametrize("fn", [
-    lambda i: i + i, lambda i: i * 2.0, lambda i: i.exp(), lambda i: i.log(), lambda i: i.sigmoid(),
-    lambda i: i.tanh(), lambda i: i.relu(), lambda i: -i, lambda i: i ** 2, lambda i: i.sum(),
-    lambda i: i.mean(0), lambda i: i @ i, lambda i: i.softmax(0), lambda i: 1.0 / i,
-    lambda i: tg.ones(3) + i,
-], ids=["add", "mul_scalar", "exp", "log", "sigmoid", "tanh", "relu", "neg", "pow", "sum", "mean",
-        "matmul", "softmax", "rdiv", "float+int"])
-def test_int64_inputs_to_float_ops(fn):
+    lambda i: i.relu(), lambda i: i.mean(0), lambda i: i @ i, lambda i: i.softmax(0),
+], ids=["relu", "mean", "matmul", "softmax"])
+def test_int64_inputs_to_float_only_ops(fn):
     i = tg.arange(3)
     assert i.dtype is tg.int64
     with pytest.raises(TypeError, match=r"expected a floating tensor \(float32 or float64\), got int64"):
@@ -213,8 +213,8 @@ def test_unconvertible_data():
         tg.Tensor([1.0])
     with pytest.raises(TypeError):
         tg.ones(2) + None
-    with pytest.raises(TypeError, match=r"only a number exponent"):
-        tg.ones(2) ** tg.ones(2)
+    with pytest.raises(TypeError, match=r"unsupported operand type"):
+        tg.ones(2) ** "x"
 
 
 def test_misc_value_errors():

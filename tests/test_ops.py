@@ -48,7 +48,7 @@ def test_every_c_op_has_a_row():
 
 
 # matmul and linear take 1-D and 2-D operands only (0-d operands are their error samples)
-NO_0D_INPUTS = {"matmul", "linear"}
+NO_0D_INPUTS = {"matmul", "linear", "select"}  # select: 0-d is an error sample
 
 
 @_rows()
@@ -234,7 +234,8 @@ def test_errors(row):
         tensors = []
         for x in e.inputs:
             x = np.asarray(x)
-            dt = {"f": tg.float32 if x.dtype == np.float32 else tg.float64}.get(x.dtype.kind, tg.int64)
+            dt = {"f": tg.float32 if x.dtype == np.float32 else tg.float64,
+                  "b": tg.bool}.get(x.dtype.kind, tg.int64)
             tensors.append(tg.tensor(x, dtype=dt))
         fn = e.call or row.tg
         with pytest.raises(e.exc, match=e.match):

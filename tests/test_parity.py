@@ -98,7 +98,25 @@ def _build_step(g, draw, op, refs):
         if s != int(s) or s < 0:
             a = g.positive(a)
         g.emit(op, [a], sa, s=s)
-    elif op in ("neg", "sigmoid", "tanh", "relu"):
+    elif op == "pow_tensor":
+        fits = [r for r in refs if _broadcastable(sa, g.shape_of(r))]
+        b = draw(st.sampled_from(fits))
+        out = np.broadcast_shapes(sa, g.shape_of(b))
+        if np.prod(out) > MAX_NUMEL or len(out) > MAX_NDIM:
+            return False
+        g.emit(op, [g.positive(a), b], out)
+    elif op == "rpow_scalar":
+        g.emit(op, [a], sa, s=draw(st.sampled_from([2.0, 0.5, 3.0])), form="s**a")
+    elif op == "select":
+        if nd == 0 or sa[0] == 0:
+            return False
+        if draw(st.booleans()):
+            g.emit(op, [a], sa[1:], i=draw(st.integers(-sa[0], sa[0] - 1)))
+        else:
+            i0 = draw(st.integers(0, sa[0] - 1))
+            i1 = draw(st.integers(i0, sa[0]))
+            g.emit(op, [a], (i1 - i0,) + tuple(sa[1:]), i=(i0, i1), form="slice")
+    elif op in ("neg", "sigmoid", "tanh", "relu", "to"):
         g.emit(op, [a], sa)
     elif op == "exp":
         g.emit(op, [a], sa)

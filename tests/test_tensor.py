@@ -52,8 +52,16 @@ def test_conversions_between_dtypes():
     assert t.double().dtype is tg.float64 and t.long().numpy().tolist() == [1, 2]
     assert t.to(tg.float32) is t
     assert t.double().float().dtype is tg.float32
-    with pytest.raises(RuntimeError, match="not differentiable"):
-        tg.tensor([1.0], requires_grad=True).to(tg.float64)
+    # between floating dtypes the conversion is recorded: the gradient comes back converted
+    x = tg.tensor([1.5, -2.0], requires_grad=True)
+    y = x.to(tg.float64)
+    assert y.dtype is tg.float64 and y.grad_fn == "to"
+    (y * y).sum().backward()
+    assert x.grad.dtype is tg.float32 and x.grad.numpy().tolist() == [3.0, -4.0]
+    # float -> int64 truncates toward zero; NaN and out-of-range values give INT64_MIN (no UB)
+    t = tg.tensor([-1.7, 2.9, float("nan"), 1e30, -1e30], dtype=tg.float64)
+    assert t.long().tolist() == [-1, 2, -2**63, -2**63, -2**63]
+    assert tg.tensor([0.0, -0.0, 0.5, float("nan")]).bool().tolist() == [False, False, True, True]
 
 
 # ---------------------------------------------------------------------- creation

@@ -86,11 +86,17 @@ void tg_clear_error(void);
 
 /* ---------------------------------------------------------------- dtypes */
 
-typedef enum { TG_FLOAT32 = 0, TG_FLOAT64 = 1, TG_INT64 = 2, TG_DTYPE_COUNT = 3 } tg_dtype;
+typedef enum {
+    TG_FLOAT32 = 0,
+    TG_FLOAT64 = 1,
+    TG_INT64 = 2,
+    TG_BOOL = 3, /* one byte, 0 or 1; made by comparisons */
+    TG_DTYPE_COUNT = 4
+} tg_dtype;
 
-/* Bytes per element (4, 8, 8); 0 for an invalid dtype. */
+/* Bytes per element (4, 8, 8, 1); 0 for an invalid dtype. */
 size_t tg_dtype_size(tg_dtype dtype);
-/* "float32", "float64", "int64". */
+/* "float32", "float64", "int64", "bool". */
 const char *tg_dtype_name(tg_dtype dtype);
 
 /* ---------------------------------------------------------------- tensors */
@@ -170,8 +176,11 @@ tg_tensor *tg_randn(tg_rng *rng, tg_dtype dtype, int ndim, const int64_t *shape,
 tg_status tg_rng_permutation(tg_rng *rng, int64_t n, int64_t *out);
 
 /* ---------------------------------------------------------------- ops
- * Each returns a new tensor or NULL. Floating dtypes only (int64 inputs:
- * TG_ERR_DTYPE); both operands of a binary op must have the same dtype. */
+ * Each returns a new tensor or NULL. Both operands of a binary op must have the same
+ * dtype (the caller promotes; TG_ERR_DTYPE otherwise). Floating dtypes only, except:
+ * add, sub, mul and the sum also take int64 (wrapping on overflow, as PyTorch), sum takes
+ * bool (counting the true elements, int64 result), and pow_scalar takes int64 with a
+ * non-negative integer exponent. */
 
 /* Elementwise with numpy broadcasting. */
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b);
@@ -185,6 +194,9 @@ tg_tensor *tg_rsub_scalar(tg_tensor *a, double s); /* s - a */
 tg_tensor *tg_div_scalar(tg_tensor *a, double s);  /* a / s */
 tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s); /* s / a */
 tg_tensor *tg_pow_scalar(tg_tensor *a, double s);  /* a ** s */
+tg_tensor *tg_rpow_scalar(tg_tensor *a, double s); /* s ** a */
+/* a ** b with broadcasting; both gradients (d/db = a**b log a, 0 where a == 0, b >= 0). */
+tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b);
 /* Unary. sigmoid is stable for any |x|; log(0) = -inf as in PyTorch. */
 tg_tensor *tg_neg(tg_tensor *a);
 tg_tensor *tg_exp(tg_tensor *a);
@@ -203,6 +215,11 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b);
  * (keepdim then keeps ndim dims of size 1). */
 tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim);
 tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim);
+/* Index (int64) of the largest / smallest element along dim (all_dims: of the flattened
+ * tensor). Ties give the first index; NaN wins, as in PyTorch. Float and int64 inputs;
+ * an empty reduction: TG_ERR_INDEX. Never recorded. */
+tg_tensor *tg_argmax(tg_tensor *a, int all_dims, int dim, int keepdim);
+tg_tensor *tg_argmin(tg_tensor *a, int all_dims, int dim, int keepdim);
 
 /* Shape ops. reshape: same numel (no -1 here; the caller resolves it). It shares
  * storage with a. transpose swaps two dims (a copy). */
@@ -212,6 +229,43 @@ tg_tensor *tg_transpose(tg_tensor *a, int dim0, int dim1);
 /* Softmax family along dim (stable: max subtracted). */
 tg_tensor *tg_softmax(tg_tensor *a, int dim);
 tg_tensor *tg_log_softmax(tg_tensor *a, int dim);
+
+/* ---------------------------------------------------------------- views, in-place, dtypes
+ *
+ * Views share their base's storage (writes through one are seen by the other) and its
+ * version counter. Every in-place write made through this API bumps that counter; a
+ * record remembers the versions of the tensors its backward reads, and tg_backward fails
+ * (TG_ERR_STATE, naming the op) when one of them was modified in place since, instead of
+ * computing a wrong gradient. Writes through tg_tensor_data's pointer are not counted. */
+
+/* The storage's version: how many in-place writes it has seen. */
+int64_t tg_tensor_version(const tg_tensor *t);
+/* a[index] along dim 0 (index in [-n, n), TG_ERR_INDEX otherwise): a view with one dim
+ * fewer. a[start:start+length] along dim 0: a view. Both are recorded (differentiable). */
+tg_tensor *tg_select(tg_tensor *a, int64_t index);
+tg_tensor *tg_narrow(tg_tensor *a, int64_t start, int64_t length);
+/* Write src, broadcast to dst's shape (TG_ERR_SHAPE otherwise) and converted to dst's
+ * dtype, into dst's storage (src may overlap dst). In grad mode, refused (TG_ERR_STATE)
+ * when dst requires grad (a leaf parameter: do it with grad mode off, as an optimizer
+ * does) or src requires grad (tapegrad does not record in-place ops). */
+tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src);
+/* A copy converted to dtype (a new reference even when the dtype is the same).
+ * floating -> int64 truncates toward zero; NaN and values outside int64's range give
+ * INT64_MIN (what PyTorch gives on x86), never undefined behaviour. -> bool: x != 0.
+ * Between floating dtypes it is recorded (the gradient is converted back). */
+tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype);
+
+typedef enum {
+    TG_CMP_EQ = 0,
+    TG_CMP_NE = 1,
+    TG_CMP_LT = 2,
+    TG_CMP_LE = 3,
+    TG_CMP_GT = 4,
+    TG_CMP_GE = 5
+} tg_compare_op;
+/* a OP b elementwise with broadcasting, a bool tensor; a and b must have the same dtype
+ * (any dtype; the caller promotes). NaN compares unequal to everything. Never recorded. */
+tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op);
 
 /* ---------------------------------------------------------------- losses */
 

@@ -1,84 +1,10 @@
 /* ops/elementwise.c — binary ops with numpy broadcasting, ops with a scalar, and unary
  * ops. Each forward sits beside its backward. */
 #include "../internal.h"
+#include "broadcast.h"
 
 #include <string.h>
 #include <tgmath.h>
-
-/* ------------------------------------------------------------------ broadcasting */
-
-/* Output shape and per-input strides (0 along broadcast dims), aligned to the output. */
-typedef struct {
-    int ndim;
-    int64_t shape[TG_MAX_DIMS];
-    int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
-    int64_t numel;
-} broadcast;
-
-static void contiguous_strides(const tg_tensor *t, int out_ndim, int64_t *strides) {
-    int64_t s = 1;
-    for (int d = out_ndim - 1; d >= 0; d--) {
-        int td = d - (out_ndim - t->ndim);
-        if (td < 0 || t->shape[td] == 1) {
-            strides[d] = 0;
-        } else {
-            strides[d] = s;
-        }
-        if (td >= 0) s *= t->shape[td];
-    }
-}
-
-static tg_status broadcast_shapes(const char *op, const tg_tensor *a, const tg_tensor *b,
-                                  broadcast *bc) {
-    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
-    bc->ndim = nd;
-    bc->numel = 1;
-    for (int d = 0; d < nd; d++) {
-        int da = d - (nd - a->ndim), db = d - (nd - b->ndim);
-        int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
-        if (sa != sb && sa != 1 && sb != 1) {
-            char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
-            return tg_fail(TG_ERR_SHAPE,
-                           "%s: shapes %s and %s are not broadcastable (size %lld vs %lld at "
-                           "dim %d from the right)",
-                           op, tg_shape_str(a->ndim, a->shape, b1, sizeof b1),
-                           tg_shape_str(b->ndim, b->shape, b2, sizeof b2), (long long)sa,
-                           (long long)sb, nd - d);
-        }
-        bc->shape[d] = sa == 1 ? sb : sa;
-        bc->numel *= bc->shape[d];
-    }
-    contiguous_strides(a, nd, bc->sa);
-    contiguous_strides(b, nd, bc->sb);
-    return TG_OK;
-}
-
-/* Run BODY for every output element in row-major order with ia, ib, io the flat
- * indices into a, b and the output. The order is fixed, so backward's accumulation into
- * broadcast inputs is deterministic. */
-#define BROADCAST_LOOP(bc, ...)                                                            \
-    do {                                                                                   \
-        int nd_ = (bc).ndim;                                                               \
-        int64_t inner_ = nd_ ? (bc).shape[nd_ - 1] : 1;                                    \
-        if ((bc).numel == 0) break;                                                        \
-        int64_t sai_ = nd_ ? (bc).sa[nd_ - 1] : 0, sbi_ = nd_ ? (bc).sb[nd_ - 1] : 0;      \
-        int64_t idx_[TG_MAX_DIMS] = {0}, a0_ = 0, b0_ = 0, outer_ = (bc).numel / inner_;   \
-        for (int64_t o_ = 0; o_ < outer_; o_++) {                                          \
-            for (int64_t j_ = 0; j_ < inner_; j_++) {                                      \
-                int64_t ia = a0_ + j_ * sai_, ib = b0_ + j_ * sbi_, io = o_ * inner_ + j_;  \
-                __VA_ARGS__                                                                       \
-            }                                                                              \
-            for (int d_ = nd_ - 2; d_ >= 0; d_--) {                                        \
-                idx_[d_]++;                                                                \
-                a0_ += (bc).sa[d_];                                                        \
-                b0_ += (bc).sb[d_];                                                        \
-                if (idx_[d_] < (bc).shape[d_]) break;                                      \
-                a0_ -= (bc).sa[d_] * (bc).shape[d_];                                       \
-                b0_ -= (bc).sb[d_] * (bc).shape[d_];                                       \
-                idx_[d_] = 0;                                                              \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
 
 #define BINARY_CASE(OP_ID, EXPR)                                                           \
     case OP_ID:                                                                            \
@@ -103,13 +29,32 @@ static tg_status broadcast_shapes(const char *op, const tg_tensor *a, const tg_t
 
 static tg_tensor *binary_forward(tg_op op, tg_tensor *a, tg_tensor *b) {
     const char *name = tg_op_table[op].name;
-    if (tg_check_float(name, a) || tg_check_float(name, b) || tg_check_same_dtype(name, a, b))
+    /* int64 add/sub/mul wrap on overflow as PyTorch's do (computed unsigned: signed
+     * overflow is undefined in C). Integers never require grad, so nothing is recorded. */
+    int integer = a && b && a->dtype == TG_INT64 && b->dtype == TG_INT64 &&
+                  (op == TG_OP_ADD || op == TG_OP_SUB || op == TG_OP_MUL);
+    if (!integer && (tg_check_float(name, a) || tg_check_float(name, b) ||
+                     tg_check_same_dtype(name, a, b)))
         return NULL;
     broadcast bc;
     if (broadcast_shapes(name, a, b, &bc) != TG_OK) return NULL;
     tg_tensor *out = tg_tensor_new(a->dtype, bc.ndim, bc.shape, 0);
     if (!out) return NULL;
     int same = a->numel == bc.numel && b->numel == bc.numel;
+    if (integer) {
+        typedef int64_t T;
+        typedef uint64_t U;
+        const T *x = a->data, *y = b->data;
+        T *z = out->data;
+        int64_t n = bc.numel;
+        switch (op) {
+            BINARY_CASE(TG_OP_ADD, (T)((U)u + (U)v))
+            BINARY_CASE(TG_OP_SUB, (T)((U)u - (U)v))
+            BINARY_CASE(TG_OP_MUL, (T)((U)u * (U)v))
+        default: break;
+        }
+        return out;
+    }
     TG_FLOAT_SWITCH(a->dtype, {
         const T *x = a->data, *y = b->data;
         T *z = out->data;
@@ -119,6 +64,7 @@ static tg_tensor *binary_forward(tg_op op, tg_tensor *a, tg_tensor *b) {
             BINARY_CASE(TG_OP_SUB, u - v)
             BINARY_CASE(TG_OP_MUL, u * v)
             BINARY_CASE(TG_OP_DIV, u / v)
+            BINARY_CASE(TG_OP_POW, pow(u, v))
         default: break;
         }
     });
@@ -133,6 +79,7 @@ tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_ADD,
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_SUB, a, b); }
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_MUL, a, b); }
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_DIV, a, b); }
+tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_POW, a, b); }
 
 /* d(a op b)/da and /db, accumulated over broadcast dims in output order. */
 tg_status tg_binary_backward(tg_node *n) {
@@ -169,6 +116,15 @@ tg_status tg_binary_backward(tg_node *n) {
                 if (gb) gb[ib] -= g[io] * (x[ia] / y[ib]) / y[ib];
             });
             break;
+        case TG_OP_POW:
+            /* PyTorch's masks: a zero exponent gives a zero factor for d/da; a zero base
+             * with a non-negative exponent gives a zero factor for d/db (not 0 * -inf). */
+            BROADCAST_LOOP(bc, {
+                T u = x[ia], v = y[ib];
+                if (ga) ga[ia] += g[io] * (v == 0 ? (T)0 : v * pow(u, v - 1));
+                if (gb) gb[ib] += g[io] * (u == 0 && v >= 0 ? (T)0 : pow(u, v) * log(u));
+            });
+            break;
         default: break;
         }
     });
@@ -203,6 +159,7 @@ static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
             UNARY_CASE(TG_OP_DIV_SCALAR, v / s)
             UNARY_CASE(TG_OP_RDIV_SCALAR, s / v)
             UNARY_CASE(TG_OP_POW_SCALAR, pow(v, s))
+            UNARY_CASE(TG_OP_RPOW_SCALAR, pow(s, v))
             UNARY_CASE(TG_OP_NEG, -v)
             UNARY_CASE(TG_OP_EXP, exp(v))
             UNARY_CASE(TG_OP_LOG, log(v))
@@ -237,7 +194,35 @@ tg_tensor *tg_mul_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_MU
 tg_tensor *tg_rsub_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_RSUB_SCALAR, a, s); }
 tg_tensor *tg_div_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_DIV_SCALAR, a, s); }
 tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_RDIV_SCALAR, a, s); }
-tg_tensor *tg_pow_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_POW_SCALAR, a, s); }
+tg_tensor *tg_rpow_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_RPOW_SCALAR, a, s); }
+
+/* int64 ** a non-negative integer, by squaring, wrapping on overflow as PyTorch does. */
+static tg_tensor *int_pow_scalar(tg_tensor *a, double s) {
+    if (!(s >= 0) || s != (double)(int64_t)s || s > 9.2e18) {
+        tg_fail(TG_ERR_ARG, "pow: an int64 tensor can only be raised to a non-negative integer "
+                            "power (got %g); convert it with .float() first", s);
+        return NULL;
+    }
+    tg_tensor *out = tg_tensor_new_like(a, 0);
+    if (!out) return NULL;
+    const int64_t *x = a->data;
+    int64_t *y = out->data;
+    uint64_t e0 = (uint64_t)s;
+    for (int64_t i = 0; i < a->numel; i++) {
+        uint64_t base = (uint64_t)x[i], r = 1;
+        for (uint64_t e = e0; e; e >>= 1) {
+            if (e & 1) r *= base;
+            base *= base;
+        }
+        y[i] = (int64_t)r;
+    }
+    return out;
+}
+
+tg_tensor *tg_pow_scalar(tg_tensor *a, double s) {
+    if (a && a->dtype == TG_INT64) return int_pow_scalar(a, s);
+    return unary_forward(TG_OP_POW_SCALAR, a, s);
+}
 tg_tensor *tg_neg(tg_tensor *a) { return unary_forward(TG_OP_NEG, a, 0); }
 tg_tensor *tg_exp(tg_tensor *a) { return unary_forward(TG_OP_EXP, a, 0); }
 tg_tensor *tg_log(tg_tensor *a) { return unary_forward(TG_OP_LOG, a, 0); }
@@ -270,6 +255,8 @@ tg_status tg_unary_backward(tg_node *n) {
             GRAD_CASE(TG_OP_RDIV_SCALAR, -g[i] * s / (x[i] * x[i]))
             /* PyTorch: exponent 0 gives a zero gradient, even at x = 0. */
             GRAD_CASE(TG_OP_POW_SCALAR, s == 0 ? (T)0 : g[i] * s * pow(x[i], s - 1))
+            /* d(s**x)/dx = s**x log s; 0 for s == 0 and x >= 0, as in PyTorch */
+            GRAD_CASE(TG_OP_RPOW_SCALAR, g[i] * (s == 0 && x[i] >= 0 ? (T)0 : pow(s, x[i]) * log(s)))
             GRAD_CASE(TG_OP_NEG, -g[i])
             GRAD_CASE(TG_OP_EXP, g[i] * y[i])
             GRAD_CASE(TG_OP_LOG, g[i] / x[i])

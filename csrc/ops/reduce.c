@@ -100,6 +100,7 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
 }
 
 tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
+    if (a && (a->dtype == TG_INT64 || a->dtype == TG_BOOL)) return tg_int_sum(a, all_dims, dim, keepdim);
     return reduce_forward(TG_OP_SUM, a, all_dims, dim, keepdim);
 }
 tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim) {

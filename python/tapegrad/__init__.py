@@ -9,23 +9,36 @@ The API follows PyTorch's names::
     x.grad
 """
 from ._ffi import ffi as _ffi_obj, lib as _lib
-from .dtypes import DType, double, float, float32, float64, int64, long  # noqa: A004
+from .dtypes import DType, double, float, float32, float64, int64, long, promote_types  # noqa: A004
+from .dtypes import bool_ as bool  # noqa: A004 - PyTorch's name
 from .random import Generator, default_generator, initial_seed, manual_seed
 from .tensor import (
     Tensor,
     add,
+    all,
+    any,
     arange,
+    argmax,
+    argmin,
+    device,
     div,
     enable_grad,
+    eq,
     exp,
     full,
+    ge,
     get_num_threads,
+    gt,
     is_grad_enabled,
+    is_tensor,
+    le,
     log,
     log_softmax,
+    lt,
     matmul,
     mean,
     mul,
+    ne,
     neg,
     no_grad,
     ones,
@@ -35,6 +48,7 @@ from .tensor import (
     randn,
     relu,
     reshape,
+    result_type,
     set_grad_enabled,
     set_num_threads,
     sigmoid,
@@ -61,5 +75,6 @@ def op_names():
     """Names of every op the C core records (the op table)."""
     return [_ffi_obj.string(_lib.tg_op_name(i)).decode() for i in range(_lib.tg_op_count())]
 from . import nn, optim, data  # noqa: E402
+from . import cuda  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .training import fit, History  # noqa: E402

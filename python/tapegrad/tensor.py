@@ -1,11 +1,13 @@
 """``tapegrad.Tensor``: a thin handle on a C tensor. Every numeric op is one C call;
 Python only converts arguments and wraps the result."""
+import builtins
 import numbers
 
 import numpy as np
 
 from ._ffi import check, ffi, last_error, lib
-from .dtypes import _CODE_TO_DTYPE, DType, as_dtype, float32, float64, int64
+from .dtypes import (_CODE_TO_DTYPE, DType, as_dtype, bool_, float32, float64, int64,
+                     result_type_of, _RANK)
 from . import random as _random
 
 _release = lib.tg_tensor_release
@@ -68,7 +70,7 @@ def _infer_dtype(data, arr):
     if arr.dtype.kind in "iu":
         return int64
     if arr.dtype.kind == "b":
-        return int64
+        return bool_
     raise TypeError(f"can't make a tensor from data of numpy dtype {arr.dtype}")
 
 
@@ -109,6 +111,8 @@ class Tensor:
     for reverse-mode differentiation. Build it with :func:`tapegrad.tensor` and friends."""
 
     __slots__ = ("_h", "__weakref__")
+    # Hashable by identity, as in PyTorch (== is elementwise and returns a tensor).
+    __hash__ = object.__hash__
     # numpy defers binary operators to us: np.float64(2) * t and ndarray + t give Tensors
     # that stay in the graph, not detached ndarrays (np.exp(t) etc. still give ndarrays)
     __array_priority__ = 1000
@@ -203,8 +207,11 @@ class Tensor:
     def item(self):
         out = ffi.new("double*")
         check(lib.tg_tensor_item(self._h, out))
-        if self.dtype is int64:  # exact: a double holds only 53 bits
+        dt = self.dtype
+        if dt is int64:  # exact: a double holds only 53 bits
             return int(ffi.cast("int64_t *", lib.tg_tensor_data(self._h))[0])
+        if dt is bool_:
+            return out[0] != 0
         return out[0]
 
     def __float__(self):
@@ -226,19 +233,46 @@ class Tensor:
         return _wrap(lib.tg_detach(self._h))
 
     def clone(self):
-        """A copy of the data as a new leaf (not differentiable through)."""
-        return _wrap(lib.tg_clone_data(self._h))
+        """A copy of the data in new storage; differentiable, as PyTorch's (gradients flow
+        back to this tensor). ``detach().clone()`` gives an independent leaf."""
+        return _wrap(lib.tg_to_dtype(self._h, lib.tg_tensor_dtype(self._h)))
 
-    def to(self, dtype):
-        """A copy converted to ``dtype`` (a new leaf; the conversion is not recorded)."""
-        dt = as_dtype(dtype)
+    # ------------------------------------------------------------------ device
+    # tapegrad computes on the CPU only: "cpu" is accepted wherever PyTorch takes a device
+    # (so `x.to(device)` runs unchanged); any other device is refused by name.
+    @property
+    def device(self):
+        return _CPU
+
+    def cpu(self):
+        return self
+
+    def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+        """This tensor converted to ``dtype`` (itself when nothing changes, as in PyTorch).
+        Between float32 and float64 the conversion is recorded, so gradients flow back
+        through it; float -> int64 truncates toward zero. Accepts PyTorch's forms
+        ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``; the
+        only device is the CPU."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif _is_device(a):
+                device = a
+            elif dtype is None:
+                dtype = a
+            else:
+                raise TypeError(f"to(): unexpected argument {a!r}")
+        if device is not None:
+            check_device(device)
+        dt = as_dtype(dtype) if dtype is not None else self.dtype
         if dt is self.dtype:
-            return self
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError(
-                f"converting a tensor that requires grad from {self.dtype} to {dt} is not "
-                "differentiable in tapegrad; call .detach() first or build it in the right dtype")
-        return _from_numpy(self.numpy(), dt)
+            return self.clone() if copy else self
+        return _wrap(lib.tg_to_dtype(self._h, dt.code))
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"tapegrad.{self.dtype.name}"
+        return self.to(dtype)
 
     def float(self):
         return self.to(float32)
@@ -248,6 +282,20 @@ class Tensor:
 
     def long(self):
         return self.to(int64)
+
+    def bool(self):
+        return self.to(bool_)
+
+    def is_floating_point(self):
+        return self.dtype.is_floating_point
+
+    def all(self, dim=None, keepdim=False):
+        """True where every element (along ``dim``) is nonzero; a bool tensor."""
+        return _reduce(lib.tg_sum, self == 0, dim, keepdim) == 0
+
+    def any(self, dim=None, keepdim=False):
+        """True where some element (along ``dim``) is nonzero; a bool tensor."""
+        return _reduce(lib.tg_sum, self != 0, dim, keepdim) > 0
 
     def check_finite(self, name="tensor"):
         """Raise FloatingPointError if the tensor holds NaN or Inf."""
@@ -270,75 +318,291 @@ class Tensor:
             gradient = tensor(gradient, dtype=self.dtype)
         check(lib.tg_backward(self._h, gradient._h, bool(retain_graph)))
 
-    def zero_(self):
-        """Fill with zeros in place (not recorded)."""
-        self.numpy()[...] = 0
+    # ------------------------------------------------------------------ in place
+    # PyTorch's semantics: the result is written into this tensor's storage, which every
+    # view (t[i], reshape, detach, .numpy()) sees, and the storage's version counter is
+    # bumped so a backward that needs the old values raises instead of using the new ones.
+    # In grad mode, a tensor that requires grad cannot be modified in place (a leaf
+    # parameter: update it under no_grad(); tapegrad does not record in-place ops).
+    def _assign(self, value):
+        """Write ``value`` (a Tensor computed out of place) into self's storage."""
+        if value.dtype is not self.dtype and _category(value.dtype) > _category(self.dtype):
+            raise RuntimeError(f"result type {value.dtype.name} can't be cast to the desired "
+                               f"output type {self.dtype.name} of an in-place operation")
+        check(lib.tg_copy_(self._h, value._h))
         return self
 
+    def copy_(self, src):
+        """Copy ``src`` (broadcast to this shape, converted to this dtype) into self."""
+        if not isinstance(src, Tensor):
+            src = tensor(src, dtype=self.dtype)
+        check(lib.tg_copy_(self._h, src._h))
+        return self
+
+    def fill_(self, value):
+        if isinstance(value, Tensor):
+            if value.ndim:
+                raise RuntimeError(f"fill_ only supports a 0-d value tensor, got shape {value.shape}")
+            return self.copy_(value)
+        return self.copy_(tensor(value, dtype=self.dtype))
+
+    def zero_(self):
+        """Fill with zeros in place."""
+        return self.copy_(_zero_of(self.dtype))
+
+    def add_(self, other, alpha=1):
+        return self._assign(self + (other if alpha == 1 else other * alpha))
+
+    def sub_(self, other, alpha=1):
+        return self._assign(self - (other if alpha == 1 else other * alpha))
+
+    def mul_(self, other):
+        return self._assign(self * other)
+
+    def div_(self, other):
+        return self._assign(self / other)
+
+    def pow_(self, exponent):
+        return self._assign(self ** exponent)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+    __ipow__ = pow_
+
+    @property
+    def data(self):
+        """The tensor's data as a new tensor cut from the graph (shares the storage)."""
+        return _wrap(lib.tg_detach(self._h))
+
+    @data.setter
+    def data(self, value):
+        # PyTorch rebinds the tensor to value's storage; tapegrad copies value's elements
+        # into this tensor's storage (so optimizers, views and .numpy() arrays holding it
+        # stay valid), which needs the same shape and dtype.
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        if value.shape != self.shape or value.dtype is not self.dtype:
+            raise ValueError(f"tapegrad: assigning .data of shape {value.shape} ({value.dtype.name}) "
+                             f"to a tensor of shape {self.shape} ({self.dtype.name}): .data "
+                             "assignment copies the values and needs the same shape and dtype")
+        prev = lib.tg_set_grad_enabled(0)
+        try:
+            check(lib.tg_copy_(self._h, value._h))
+        finally:
+            lib.tg_set_grad_enabled(prev)
+
+    @property
+    def _version(self):
+        """The storage's version counter (in-place writes seen), as torch's _version."""
+        return lib.tg_tensor_version(self._h)
+
+    # ------------------------------------------------------------------ indexing
+    def __getitem__(self, index):
+        """Basic indexing that gives a view sharing this tensor's storage (differentiable):
+        leading integers, then at most one slice with step 1, then ``:`` or ``...``, e.g.
+        ``x[2]``, ``x[1, 0]``, ``x[1:3]``, ``x[0, 2:]``, ``x[..., ]``. Other indexing
+        (steps, slices after the first sliced dim, None, tensor or list indices) raises
+        NotImplementedError."""
+        items = index if isinstance(index, tuple) else (index,)
+        h = None
+        t = self
+        sliced = False
+        for k, item in enumerate(items):
+            if item is Ellipsis or (isinstance(item, slice) and item == slice(None)):
+                if item is Ellipsis and Ellipsis in items[k + 1:]:
+                    raise IndexError("an index can only have a single ellipsis ('...')")
+                if item is Ellipsis and builtins.any(
+                        i is not Ellipsis and not (isinstance(i, slice) and i == slice(None))
+                        for i in items[k + 1:]):
+                    raise NotImplementedError("tapegrad: indexing after '...' is not supported yet")
+                sliced = sliced or item is not Ellipsis
+                continue
+            if sliced:
+                raise NotImplementedError(
+                    f"tapegrad: index {index!r} would make a non-contiguous view; only leading "
+                    "integers and one slice are supported yet")
+            if isinstance(item, Tensor) and item.ndim == 0 and item.dtype is int64:
+                item = item.item()
+            if isinstance(item, numbers.Integral) and not isinstance(item, bool):
+                if t.ndim == 0:
+                    raise IndexError(f"too many indices for a tensor of shape {self.shape}")
+                h = lib.tg_select(t._h, int(item))
+            elif isinstance(item, slice):
+                if t.ndim == 0:
+                    raise IndexError(f"too many indices for a tensor of shape {self.shape}")
+                start, stop, step = item.indices(t.shape[0])
+                if step != 1:
+                    raise NotImplementedError("tapegrad: slices with a step are not supported yet")
+                h = lib.tg_narrow(t._h, start, max(0, stop - start))
+                sliced = True
+            else:
+                raise NotImplementedError(
+                    f"tapegrad: indexing with {type(item).__name__} ({item!r}) is not supported "
+                    "yet; supported: integers, slices with step 1, ':' and '...'")
+            t = _wrap(h)
+        return t if h is not None else self._view_all()
+
+    def _view_all(self):
+        return _wrap(lib.tg_narrow(self._h, 0, self.shape[0])) if self.ndim else \
+            _wrap(lib.tg_reshape(self._h, 0, _c_shape(())))
+
+    def __setitem__(self, index, value):
+        """``x[index] = value``: copies value into the view ``x[index]`` (in place)."""
+        self[index].copy_(value)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        h = self._h
+        for i in range(self.shape[0]):
+            yield _wrap(lib.tg_select(h, i))
+
+    # ------------------------------------------------------------------ comparisons
+    def __eq__(self, other):
+        return _compare(self, other, lib.TG_CMP_EQ)
+
+    def __ne__(self, other):
+        return _compare(self, other, lib.TG_CMP_NE)
+
+    def __lt__(self, other):
+        return _compare(self, other, lib.TG_CMP_LT)
+
+    def __le__(self, other):
+        return _compare(self, other, lib.TG_CMP_LE)
+
+    def __gt__(self, other):
+        return _compare(self, other, lib.TG_CMP_GT)
+
+    def __ge__(self, other):
+        return _compare(self, other, lib.TG_CMP_GE)
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
     # ------------------------------------------------------------------ arithmetic
+    # Fast paths make one C call: two tensors of the same floating dtype, or a floating
+    # tensor and a Python number. Everything else (int64 and bool operands, mixed dtypes)
+    # goes through _promoted, which applies PyTorch's type promotion first.
     def __add__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_add(self._h, other._h))
+            return _wrap(lib.tg_add(self._h, other._h) or _retry("add", self, other))
         if _is_number(other):
-            return _wrap(lib.tg_add_scalar(self._h, other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_add(self._h, other._h))
+            return _wrap(lib.tg_add_scalar(self._h, other) or _retry("add", self, other))
+        return _promoted("add", self, other)
 
     def __radd__(self, other):
         if _is_number(other):
-            return _wrap(lib.tg_add_scalar(self._h, other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_add(other._h, self._h))
+            return _wrap(lib.tg_add_scalar(self._h, other) or _retry("add", other, self))
+        return _promoted("add", other, self)
 
     def __sub__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_sub(self._h, other._h))
-        if _is_number(other):
-            return _wrap(lib.tg_add_scalar(self._h, -other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_sub(self._h, other._h))
+            return _wrap(lib.tg_sub(self._h, other._h) or _retry("sub", self, other))
+        if _is_number(other) and not isinstance(other, bool):
+            return _wrap(lib.tg_add_scalar(self._h, -other) or _retry("sub", self, other))
+        return _promoted("sub", self, other)
 
     def __rsub__(self, other):
-        if _is_number(other):
-            return _wrap(lib.tg_rsub_scalar(self._h, other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_sub(other._h, self._h))
+        if _is_number(other) and not isinstance(other, bool):
+            return _wrap(lib.tg_rsub_scalar(self._h, other) or _retry("sub", other, self))
+        return _promoted("sub", other, self)
 
     def __mul__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_mul(self._h, other._h))
+            return _wrap(lib.tg_mul(self._h, other._h) or _retry("mul", self, other))
         if _is_number(other):
-            return _wrap(lib.tg_mul_scalar(self._h, other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_mul(self._h, other._h))
+            return _wrap(lib.tg_mul_scalar(self._h, other) or _retry("mul", self, other))
+        return _promoted("mul", self, other)
 
     def __rmul__(self, other):
         if _is_number(other):
-            return _wrap(lib.tg_mul_scalar(self._h, other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_mul(other._h, self._h))
+            return _wrap(lib.tg_mul_scalar(self._h, other) or _retry("mul", other, self))
+        return _promoted("mul", other, self)
 
     def __truediv__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_div(self._h, other._h))
+            return _wrap(lib.tg_div(self._h, other._h) or _retry("div", self, other))
         if _is_number(other):
-            return _wrap(lib.tg_div_scalar(self._h, other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_div(self._h, other._h))
+            return _wrap(lib.tg_div_scalar(self._h, other) or _retry("div", self, other))
+        return _promoted("div", self, other)
 
     def __rtruediv__(self, other):
         if _is_number(other):
-            return _wrap(lib.tg_rdiv_scalar(self._h, other))
-        other = _other(self, other)
-        return other if other is NotImplemented else _wrap(lib.tg_div(other._h, self._h))
+            return _wrap(lib.tg_rdiv_scalar(self._h, other) or _retry("div", other, self))
+        return _promoted("div", other, self)
 
     def __pow__(self, exponent):
         if _is_number(exponent):
-            return _wrap(lib.tg_pow_scalar(self._h, exponent))
-        raise TypeError(f"pow: only a number exponent is supported, got {type(exponent).__name__}")
+            if self.dtype is int64 and isinstance(exponent, numbers.Integral):
+                return _wrap(lib.tg_pow_scalar(self._h, exponent))  # int64 ** int stays int64
+            return _wrap(lib.tg_pow_scalar(self._h, exponent) or _retry("pow", self, exponent))
+        return _promoted("pow", self, exponent)
+
+    def __rpow__(self, base):
+        if _is_number(base):
+            return _wrap(lib.tg_rpow_scalar(self._h, base) or _retry("pow", base, self))
+        return _promoted("pow", base, self)
 
     def __neg__(self):
+        if self.dtype is int64:
+            return _promoted("sub", 0, self)  # exact, wrapping as PyTorch's
+        if self.dtype is bool_:
+            raise TypeError("negation (-) of a bool tensor is not supported; use ~ instead")
         return _wrap(lib.tg_neg(self._h))
+
+    # logical operators on bool tensors (masks); bitwise ops on integers are not supported
+    def _logical(self, other, name):
+        if not isinstance(other, Tensor):
+            if isinstance(other, (bool, np.bool_)):
+                other = tensor(bool(other))
+            else:
+                return NotImplemented
+        if self.dtype is not bool_ or other.dtype is not bool_:
+            raise NotImplementedError(f"tapegrad: {name} is only supported between bool tensors "
+                                      f"(got {self.dtype.name} and {other.dtype.name})")
+        if name == "&":
+            return (self.long() * other.long()) != 0
+        if name == "|":
+            return (self.long() + other.long()) != 0
+        return self != other
+
+    def __and__(self, other):
+        return self._logical(other, "&")
+
+    def __or__(self, other):
+        return self._logical(other, "|")
+
+    def __xor__(self, other):
+        return self._logical(other, "^")
+
+    __rand__ = __and__
+    __ror__ = __or__
+    __rxor__ = __xor__
+
+    def __invert__(self):
+        if self.dtype is not bool_:
+            raise NotImplementedError(f"tapegrad: ~ is only supported on bool tensors, got {self.dtype.name}")
+        return self == _zero_of(bool_)
+
+    def logical_not(self):
+        return ~self
 
     def __pos__(self):
         return self
@@ -377,17 +641,18 @@ class Tensor:
     def matmul(self, other):
         return self @ other
 
+    # Floating functions of int64/bool tensors compute in float32, as PyTorch's do.
     def exp(self):
-        return _wrap(lib.tg_exp(self._h))
+        return _wrap(lib.tg_exp(self._h) or _float_retry(lib.tg_exp, self))
 
     def log(self):
-        return _wrap(lib.tg_log(self._h))
+        return _wrap(lib.tg_log(self._h) or _float_retry(lib.tg_log, self))
 
     def sigmoid(self):
-        return _wrap(lib.tg_sigmoid(self._h))
+        return _wrap(lib.tg_sigmoid(self._h) or _float_retry(lib.tg_sigmoid, self))
 
     def tanh(self):
-        return _wrap(lib.tg_tanh(self._h))
+        return _wrap(lib.tg_tanh(self._h) or _float_retry(lib.tg_tanh, self))
 
     def relu(self):
         return _wrap(lib.tg_relu(self._h))
@@ -403,6 +668,17 @@ class Tensor:
 
     def mean(self, dim=None, keepdim=False):
         return _reduce(lib.tg_mean, self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        """Index of the largest element (of the flattened tensor, or along ``dim``)."""
+        if dim is None:
+            return _wrap(lib.tg_argmax(self._h, 1, 0, False))
+        return _wrap(lib.tg_argmax(self._h, 0, _dim_arg(dim), bool(keepdim)))
+
+    def argmin(self, dim=None, keepdim=False):
+        if dim is None:
+            return _wrap(lib.tg_argmin(self._h, 1, 0, False))
+        return _wrap(lib.tg_argmin(self._h, 0, _dim_arg(dim), bool(keepdim)))
 
     def reshape(self, *shape):
         shape = _resolve_shape(_shape_arg(shape), self.numel(), self.shape)
@@ -443,6 +719,180 @@ class _ArrayView:
             "data": (int(ffi.cast("uintptr_t", lib.tg_tensor_data(h))), False),
             "version": 3,
         }
+
+
+class device:
+    """A device, as torch.device: tapegrad has only ``device("cpu")`` (also "cpu:0")."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu", index=None):
+        if isinstance(spec, device):
+            spec, index = spec.type, spec.index
+        kind, _, idx = str(spec).partition(":")
+        if kind != "cpu":
+            raise RuntimeError(f"tapegrad runs on the CPU only; device {spec!r} is not available")
+        self.type = "cpu"
+        self.index = index if index is not None else (int(idx) if idx else None)
+
+    def __eq__(self, other):
+        return isinstance(other, device) and other.type == self.type
+
+    def __hash__(self):
+        return hash(self.type)
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+    def __str__(self):
+        return "cpu"
+
+
+_CPU = device("cpu")
+
+
+def _is_device(x):
+    return isinstance(x, device) or (isinstance(x, str) and x.partition(":")[0] in
+                                     ("cpu", "cuda", "mps", "xpu", "meta"))
+
+
+def check_device(d):
+    """Refuse any device but the CPU (a name or a device)."""
+    device(d)
+
+
+def _category(dt):
+    return 2 if dt.is_floating_point else (1 if dt is int64 else 0)
+
+
+_ZEROS = {}
+
+
+def _zero_of(dt):
+    """A cached 0-d zero of dtype dt (never written to)."""
+    z = _ZEROS.get(dt)
+    if z is None:
+        z = _ZEROS[dt] = _wrap(lib.tg_zeros(dt.code, 0, _NULL))
+    return z
+
+
+def _result_type(*operands):
+    """PyTorch's result dtype for an op over tensors and Python numbers."""
+    dim = zero = number = None
+    for x in operands:
+        if isinstance(x, Tensor):
+            if x.ndim:
+                dim = _promote(dim, x.dtype)
+            else:
+                zero = _promote(zero, x.dtype)
+        elif isinstance(x, (bool, np.bool_)):
+            number = _promote(number, bool_)
+        elif isinstance(x, numbers.Integral):
+            number = _promote(number, int64)
+        elif isinstance(x, numbers.Real):
+            number = _promote(number, float32)
+        else:
+            raise TypeError(f"unsupported operand type {type(x).__name__}")
+    return result_type_of(dim, zero, number)
+
+
+def _promote(a, b):
+    if a is None:
+        return b
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def result_type(a, b):
+    """The dtype PyTorch's type promotion gives an op on ``a`` and ``b`` (tensors or
+    numbers), as torch.result_type."""
+    return _result_type(a, b)
+
+
+def _operand(x, dt):
+    """x (a Tensor or a number) as a tensor of dtype dt (a differentiable conversion
+    between floating dtypes)."""
+    if isinstance(x, Tensor):
+        return x if x.dtype is dt else _wrap(lib.tg_to_dtype(x._h, dt.code))
+    return tensor(x, dtype=dt)
+
+
+def _as_operand(x, like):
+    """Lists and numpy arrays become tensors (of like's dtype, as before promotion);
+    NotImplemented for anything that is not a tensor or a number."""
+    if isinstance(x, Tensor) or _is_number(x):
+        return x
+    if isinstance(x, (np.ndarray, list, tuple)):
+        return tensor(x, dtype=like.dtype if isinstance(like, Tensor) else None)
+    return NotImplemented
+
+
+_BINARY = {"add": lib.tg_add, "sub": lib.tg_sub, "mul": lib.tg_mul, "div": lib.tg_div,
+           "pow": lib.tg_pow}
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+
+
+def _is_bool(x):
+    return x.dtype is bool_ if isinstance(x, Tensor) else isinstance(x, (bool, np.bool_))
+
+
+def _promoted(op, a, b):
+    """a op b for any mix of tensors and numbers, with PyTorch's type promotion."""
+    a_ = _as_operand(a, b)
+    b_ = _as_operand(b, a)
+    if a_ is NotImplemented or b_ is NotImplemented:
+        return NotImplemented
+    if op == "sub" and (_is_bool(a_) or _is_bool(b_)):
+        raise TypeError("subtraction (-) with a bool tensor is not supported, as in PyTorch; "
+                        "to invert a mask use ~")
+    dt = _result_type(a_, b_)
+    if op == "div" and not dt.is_floating_point:
+        dt = float32  # true division of integers gives the default float dtype
+    if dt is bool_:
+        raise TypeError(f"{op}: arithmetic ({_SYMBOL[op]}) on bool tensors is not supported; "
+                        "convert them with .long() or .float() first")
+    if op == "pow" and dt is int64:
+        raise NotImplementedError("pow: an integer tensor exponent (or an integer base with an "
+                                  "int64 tensor exponent) is not supported yet; use floats")
+    return _wrap(_BINARY[op](_operand(a_, dt)._h, _operand(b_, dt)._h))
+
+
+def _float_retry(fn, t):
+    """A float function of an integer or bool tensor: computed on its float32 copy."""
+    if lib.tg_last_status() != lib.TG_ERR_DTYPE or t.dtype.is_floating_point:
+        raise last_error()
+    lib.tg_clear_error()
+    return fn(_operand(t, float32)._h) or _raise_last()
+
+
+def _raise_last():
+    raise last_error()
+
+
+def _retry(op, a, b):
+    """After a fast-path C call failed: a dtype mismatch is retried with promotion
+    (returns the new handle); any other failure raises the C error."""
+    if lib.tg_last_status() != lib.TG_ERR_DTYPE:
+        raise last_error()
+    lib.tg_clear_error()
+    out = _promoted(op, a, b)
+    # hand the C reference over to the caller's _wrap: keep it alive, give up our gc
+    h = out._h
+    lib.tg_tensor_retain(h)
+    return h
+
+
+_CMP_NAMES = {lib.TG_CMP_EQ: "==", lib.TG_CMP_NE: "!=", lib.TG_CMP_LT: "<",
+              lib.TG_CMP_LE: "<=", lib.TG_CMP_GT: ">", lib.TG_CMP_GE: ">="}
+
+
+def _compare(a, other, op):
+    if type(other) is Tensor and a.dtype is other.dtype:
+        return _wrap(lib.tg_compare(a._h, other._h, op))
+    b = _as_operand(other, a)
+    if b is NotImplemented:
+        return NotImplemented
+    dt = _result_type(a, b)
+    return _wrap(lib.tg_compare(_operand(a, dt)._h, _operand(b, dt)._h, op))
 
 
 def _dim_arg(dim):
@@ -566,8 +1016,23 @@ def ones(*size, dtype=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
-    return _make("full", (size,) if isinstance(size, numbers.Integral) else tuple(size), dtype,
-                 requires_grad, float(fill_value))
+    """A tensor of ``size`` filled with ``fill_value``. The dtype defaults as in PyTorch:
+    bool for a bool, int64 for an integer, float32 for a float."""
+    shape = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    if dtype is None:
+        dtype = bool_ if isinstance(fill_value, (bool, np.bool_)) else \
+            int64 if isinstance(fill_value, numbers.Integral) else float32
+    dt = as_dtype(dtype)
+    if dt is int64 or dt is bool_:
+        # exact for any int64 (a double holds 53 bits), and range-checked by numpy
+        t = _make("zeros", shape, dt, False)
+        t.copy_(tensor(fill_value, dtype=dt))
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+    return _make("full", shape, dt, requires_grad, float(fill_value))
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -589,7 +1054,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
 
     n = max(0, math.ceil((end - start) / step))
     if dtype is None:
-        ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+        ints = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = int64 if ints else float32
     dt = as_dtype(dtype)
     t = _wrap(lib.tg_arange(dt.code, float(start), float(step), n))
@@ -705,7 +1170,55 @@ def neg(a):
 
 
 def pow(a, exponent):  # noqa: A001 - PyTorch's name
+    if isinstance(a, Tensor):
+        return a ** exponent
+    if _is_number(a) and isinstance(exponent, Tensor):
+        return a ** exponent  # number ** tensor (__rpow__)
     return _as_tensor(a) ** exponent
+
+
+def eq(a, b):
+    return _as_tensor(a) == b
+
+
+def ne(a, b):
+    return _as_tensor(a) != b
+
+
+def lt(a, b):
+    return _as_tensor(a) < b
+
+
+def le(a, b):
+    return _as_tensor(a) <= b
+
+
+def gt(a, b):
+    return _as_tensor(a) > b
+
+
+def ge(a, b):
+    return _as_tensor(a) >= b
+
+
+def all(x, dim=None, keepdim=False):  # noqa: A001 - PyTorch's name
+    return _as_tensor(x).all(dim, keepdim)
+
+
+def any(x, dim=None, keepdim=False):  # noqa: A001 - PyTorch's name
+    return _as_tensor(x).any(dim, keepdim)
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _as_tensor(x).argmax(dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _as_tensor(x).argmin(dim, keepdim)
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor)
 
 
 def set_num_threads(n):

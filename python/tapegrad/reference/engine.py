@@ -10,6 +10,7 @@ IEEE semantics where Python raises instead: ``log(0) = -inf``, ``exp(1000) = inf
 ``x / 0 = ±inf`` (or nan), as PyTorch gives.
 """
 import math
+import struct
 
 __all__ = ["Value", "vsum", "dot", "safe_div", "safe_exp", "safe_log", "safe_pow",
            "sigmoid_float"]
@@ -58,6 +59,14 @@ def safe_pow(x, e):
             odd = float(e).is_integer() and int(e) % 2 == 1
             return math.copysign(_INF, x) if odd else _INF
         return _NAN
+
+
+def round_f32(x):
+    """x rounded to the nearest float32 (infinity where float32 overflows)."""
+    try:
+        return struct.unpack("f", struct.pack("f", x))[0]
+    except OverflowError:
+        return math.copysign(_INF, x)
 
 
 def sigmoid_float(x):
@@ -138,7 +147,7 @@ class Value:
 
     def __pow__(self, exponent):
         if isinstance(exponent, Value):
-            raise TypeError("Value ** Value is not supported; the exponent must be a number")
+            return self._pow_value(exponent)
         e = float(exponent)
         out = Value(safe_pow(self.data, e), (self,), f"**{e!r}")
 
@@ -146,6 +155,31 @@ class Value:
             # torch's pow_backward: g * (e * x ** (e - 1)); d(x**0)/dx = 0 everywhere.
             if e != 0.0:
                 self.grad += g * (e * safe_pow(self.data, e - 1.0))
+        out._backward = _backward
+        return out
+
+    def _pow_value(self, other):
+        a, b = self.data, other.data
+        y = safe_pow(a, b)
+        out = Value(y, (self, other), "**")
+
+        def _backward(g):
+            # torch's masks: zero exponent -> zero d/da; zero base, exponent >= 0 -> zero d/db
+            self.grad += g * (0.0 if b == 0.0 else b * safe_pow(a, b - 1.0))
+            other.grad += g * (0.0 if (a == 0.0 and b >= 0.0) else y * safe_log(a))
+        out._backward = _backward
+        return out
+
+    def __rpow__(self, base):
+        return Value(base)._pow_value(self)
+
+    def round_float32(self):
+        """The value rounded to float32 and back (a float32 <-> float64 conversion pair);
+        the gradient is rounded the same way."""
+        out = Value(round_f32(self.data), (self,), "to")
+
+        def _backward(g):
+            self.grad += round_f32(g)
         out._backward = _backward
         return out
 

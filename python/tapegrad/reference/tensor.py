@@ -149,10 +149,18 @@ class RTensor:
         return self.values[0].data
 
     def __getitem__(self, i):
-        """Index the first dimension with an int (a view sharing the Values)."""
+        """Index the first dimension with an int or a slice of step 1 (a view sharing
+        the Values)."""
         if not self.shape:
             raise IndexError("cannot index a 0-d tensor")
         n = self.shape[0]
+        step = _prod(self.shape[1:])
+        if isinstance(i, slice):
+            start, stop, st = i.indices(n)
+            if st != 1:
+                raise ValueError("only slices of step 1")
+            stop = max(start, stop)
+            return RTensor._make(self.values[start * step:stop * step], (stop - start,) + self.shape[1:])
         if not -n <= i < n:
             raise IndexError(f"index {i} out of range for dimension of size {n}")
         i %= n
@@ -209,9 +217,17 @@ class RTensor:
         return self._unary(Value.__neg__)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, (RTensor, Value)):
-            raise TypeError("the exponent must be a number")
+        if isinstance(exponent, RTensor):
+            return self._binary(exponent, Value.__pow__)
+        if isinstance(exponent, Value):
+            raise TypeError("the exponent must be a number or an RTensor")
         return self._unary(lambda v: v ** exponent)
+
+    def __rpow__(self, base):
+        return RTensor(base)._binary(self, Value.__pow__)
+
+    def round_float32(self):
+        return self._unary(Value.round_float32)
 
     def exp(self):
         return self._unary(Value.exp)

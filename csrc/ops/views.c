@@ -1,0 +1,298 @@
+/* ops/views.c — views along dim 0 (t[i], t[a:b]), in-place copies, dtype conversion and
+ * comparisons. Each forward sits beside its backward. */
+#include "../internal.h"
+#include "broadcast.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ views along dim 0 */
+
+/* A tensor of `shape` on a's storage starting `offset` elements after a's first. */
+static tg_tensor *offset_view(tg_tensor *a, int ndim, const int64_t *shape, int64_t offset) {
+    tg_tensor *v = tg_tensor_view(a, ndim, shape);
+    if (!v) return NULL;
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    v->numel = numel;
+    v->data = (char *)a->data + (size_t)offset * tg_dtype_size(a->dtype);
+    return v;
+}
+
+/* Record a view: its backward adds the output gradient into the input's gradient at the
+ * view's element offset. */
+static tg_tensor *record_view(tg_tensor *a, tg_tensor *out, int64_t offset) {
+    if (tg_should_record(a, NULL, NULL)) {
+        tg_node *n = tg_record(out, TG_OP_SELECT, a, NULL, NULL);
+        if (!n) {
+            tg_tensor_release(out);
+            return NULL;
+        }
+        n->offset = offset;
+    }
+    return out;
+}
+
+tg_tensor *tg_select(tg_tensor *a, int64_t index) {
+    if (!a) {
+        tg_fail(TG_ERR_ARG, "select: got a NULL tensor");
+        return NULL;
+    }
+    if (a->ndim == 0) {
+        tg_fail(TG_ERR_INDEX, "select: invalid index of a 0-d tensor (it has no dim to index)");
+        return NULL;
+    }
+    int64_t n = a->shape[0];
+    if (index < -n || index >= n) {
+        char buf[TG_SHAPE_BUF];
+        tg_fail(TG_ERR_INDEX, "index %lld is out of bounds for dimension 0 with size %lld (shape %s)",
+                (long long)index, (long long)n, tg_shape_str(a->ndim, a->shape, buf, sizeof buf));
+        return NULL;
+    }
+    if (index < 0) index += n;
+    int64_t row = n ? a->numel / n : 0;
+    tg_tensor *out = offset_view(a, a->ndim - 1, a->shape + 1, index * row);
+    return out ? record_view(a, out, index * row) : NULL;
+}
+
+tg_tensor *tg_narrow(tg_tensor *a, int64_t start, int64_t length) {
+    if (!a) {
+        tg_fail(TG_ERR_ARG, "narrow: got a NULL tensor");
+        return NULL;
+    }
+    if (a->ndim == 0) {
+        tg_fail(TG_ERR_INDEX, "narrow: a 0-d tensor has no dim to slice");
+        return NULL;
+    }
+    int64_t n = a->shape[0];
+    if (start < 0 || length < 0 || start > n || length > n - start) {
+        tg_fail(TG_ERR_INDEX, "narrow: rows [%lld, %lld + %lld) are out of range for dimension 0 "
+                              "with size %lld", (long long)start, (long long)start,
+                (long long)length, (long long)n);
+        return NULL;
+    }
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, a->shape, sizeof shape);
+    shape[0] = length;
+    int64_t row = n ? a->numel / n : 0;
+    tg_tensor *out = offset_view(a, a->ndim, shape, start * row);
+    return out ? record_view(a, out, start * row) : NULL;
+}
+
+tg_status tg_select_backward(tg_node *n) {
+    void *gx_raw;
+    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
+    if (!gx_raw) return TG_OK;
+    TG_FLOAT_SWITCH(n->inputs[0]->dtype, {
+        const T *g = n->grad->data;
+        T *gx = (T *)gx_raw + n->offset;
+        for (int64_t i = 0; i < n->grad->numel; i++) gx[i] += g[i];
+    });
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ dtype conversion */
+
+/* double -> int64 with no undefined behaviour: truncation toward zero, and INT64_MIN for
+ * NaN and for values outside int64's range (x86's conversion result, so PyTorch's). */
+static inline int64_t to_int64(double v) {
+    if (v >= -9223372036854775808.0 && v < 9223372036854775808.0) return (int64_t)v;
+    return INT64_MIN;
+}
+
+/* Element i of src (any dtype) as the destination's type. */
+#define LOAD_AS(DT, SRC, I, OUT_T, OUT)                                                    \
+    do {                                                                                   \
+        switch (DT) {                                                                      \
+        case TG_FLOAT32: OUT = CONVERT_##OUT_T((double)((const float *)(SRC))[I]); break;  \
+        case TG_FLOAT64: OUT = CONVERT_##OUT_T(((const double *)(SRC))[I]); break;         \
+        case TG_INT64: OUT = CONVERT_I_##OUT_T(((const int64_t *)(SRC))[I]); break;        \
+        default: OUT = CONVERT_I_##OUT_T(((const unsigned char *)(SRC))[I]); break;        \
+        }                                                                                  \
+    } while (0)
+#define CONVERT_f32(v) ((float)(v))
+#define CONVERT_f64(v) ((double)(v))
+#define CONVERT_i64(v) to_int64(v)
+#define CONVERT_b(v) ((unsigned char)((v) != 0))
+#define CONVERT_I_f32(v) ((float)(v))
+#define CONVERT_I_f64(v) ((double)(v))
+#define CONVERT_I_i64(v) ((int64_t)(v))
+#define CONVERT_I_b(v) ((unsigned char)((v) != 0))
+
+/* dst[i] = convert(src[map(i)]) for i in [0, n), where map is identity (bc == NULL) or the
+ * broadcast index of src into dst's shape. */
+static void convert_into(tg_tensor *dst, const tg_tensor *src, const void *src_data,
+                         const broadcast *bc) {
+    int64_t n = dst->numel;
+    tg_dtype sd = src->dtype;
+#define CONVERT_LOOP(OUT_CT, OUT_T)                                                        \
+    do {                                                                                   \
+        OUT_CT *z = dst->data;                                                             \
+        if (!bc) {                                                                         \
+            for (int64_t i = 0; i < n; i++) LOAD_AS(sd, src_data, i, OUT_T, z[i]);         \
+        } else {                                                                           \
+            BROADCAST_LOOP(*bc, { (void)ib; LOAD_AS(sd, src_data, ia, OUT_T, z[io]); });    \
+        }                                                                                  \
+    } while (0)
+    switch (dst->dtype) {
+    case TG_FLOAT32: CONVERT_LOOP(float, f32); break;
+    case TG_FLOAT64: CONVERT_LOOP(double, f64); break;
+    case TG_INT64: CONVERT_LOOP(int64_t, i64); break;
+    default: CONVERT_LOOP(unsigned char, b); break;
+    }
+#undef CONVERT_LOOP
+}
+
+static int is_float(tg_dtype d) { return d == TG_FLOAT32 || d == TG_FLOAT64; }
+
+tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype) {
+    if (!a) {
+        tg_fail(TG_ERR_ARG, "to: got a NULL tensor");
+        return NULL;
+    }
+    if (!tg_dtype_size(dtype)) {
+        tg_fail(TG_ERR_DTYPE, "to: invalid dtype %d", (int)dtype);
+        return NULL;
+    }
+    tg_tensor *out = tg_tensor_new(dtype, a->ndim, a->shape, 0);
+    if (!out) return NULL;
+    if (a->dtype == dtype) {
+        if (a->numel) memcpy(out->data, a->data, (size_t)a->numel * tg_dtype_size(dtype));
+    } else {
+        convert_into(out, a, a->data, NULL);
+    }
+    if (is_float(a->dtype) && is_float(dtype) && tg_should_record(a, NULL, NULL) &&
+        !tg_record(out, TG_OP_CAST, a, NULL, NULL)) {
+        tg_tensor_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The gradient converted back to the input's dtype. */
+tg_status tg_cast_backward(tg_node *n) {
+    void *gx_raw;
+    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
+    if (!gx_raw) return TG_OK;
+    const tg_tensor *g = n->grad;
+    TG_FLOAT_SWITCH(n->inputs[0]->dtype, {
+        T *gx = gx_raw;
+        if (g->dtype == TG_FLOAT32) {
+            const float *gs = g->data;
+            for (int64_t i = 0; i < g->numel; i++) gx[i] += (T)gs[i];
+        } else {
+            const double *gs = g->data;
+            for (int64_t i = 0; i < g->numel; i++) gx[i] += (T)gs[i];
+        }
+    });
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ in-place copy */
+
+tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
+    if (!dst || !src) return tg_fail(TG_ERR_ARG, "copy_: got a NULL tensor");
+    if (tg_is_grad_enabled()) {
+        if (dst->requires_grad && !dst->node)
+            return tg_fail(TG_ERR_STATE,
+                           "a leaf tensor that requires grad is being used in an in-place "
+                           "operation (update parameters under no_grad(), as an optimizer does)");
+        if (dst->requires_grad)
+            return tg_fail(TG_ERR_STATE,
+                           "in-place operation on a tensor made by '%s', which is part of a graph "
+                           "that requires grad: tapegrad does not record in-place ops; write "
+                           "y = y + x instead of y += x",
+                           tg_op_table[dst->node->op].name);
+        if (src->requires_grad)
+            return tg_fail(TG_ERR_STATE,
+                           "in-place operation with an operand that requires grad: tapegrad does "
+                           "not record in-place ops, so the gradient would be lost; use an "
+                           "out-of-place op (y = y + x) or detach() the operand");
+    }
+    /* src must broadcast to dst's shape exactly (operand a is src, so the loop's `ia`
+     * indexes src and `io` dst). */
+    broadcast bc;
+    if (broadcast_shapes("copy_", src, dst, &bc) != TG_OK) return TG_ERR_SHAPE;
+    if (bc.ndim != dst->ndim || bc.numel != dst->numel ||
+        memcmp(bc.shape, dst->shape, (size_t)dst->ndim * sizeof(int64_t)) != 0) {
+        char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
+        return tg_fail(TG_ERR_SHAPE,
+                       "in-place operation: the value of shape %s does not broadcast to the "
+                       "destination's shape %s",
+                       tg_shape_str(src->ndim, src->shape, b1, sizeof b1),
+                       tg_shape_str(dst->ndim, dst->shape, b2, sizeof b2));
+    }
+    if (!dst->numel) {
+        tg_bump_version(dst);
+        return TG_OK;
+    }
+    /* Reading src while writing dst is wrong when they overlap (x.copy_(x[0]), a view of
+     * the same storage): read from a snapshot then. */
+    size_t src_bytes = (size_t)src->numel * tg_dtype_size(src->dtype);
+    const void *src_data = src->data;
+    void *snapshot = NULL;
+    if (src->storage == dst->storage && src_bytes) {
+        snapshot = malloc(src_bytes);
+        if (!snapshot) return tg_fail(TG_ERR_NOMEM, "copy_: out of memory");
+        memcpy(snapshot, src->data, src_bytes);
+        src_data = snapshot;
+    }
+    if (src->dtype == dst->dtype && src->numel == dst->numel)
+        memcpy(dst->data, src_data, src_bytes);
+    else
+        convert_into(dst, src, src_data, src->numel == dst->numel ? NULL : &bc);
+    free(snapshot);
+    tg_bump_version(dst);
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ comparisons */
+
+#define COMPARE_LOOP(T, CMP)                                                               \
+    do {                                                                                   \
+        const T *x = a->data, *y = b->data;                                                \
+        unsigned char *z = out->data;                                                      \
+        if (same) {                                                                        \
+            for (int64_t i = 0; i < n; i++) z[i] = (unsigned char)(x[i] CMP y[i]);         \
+        } else {                                                                           \
+            BROADCAST_LOOP(bc, { z[io] = (unsigned char)(x[ia] CMP y[ib]); });              \
+        }                                                                                  \
+    } while (0)
+
+#define COMPARE_SWITCH(T)                                                                  \
+    switch (op) {                                                                          \
+    case TG_CMP_EQ: COMPARE_LOOP(T, ==); break;                                            \
+    case TG_CMP_NE: COMPARE_LOOP(T, !=); break;                                            \
+    case TG_CMP_LT: COMPARE_LOOP(T, <); break;                                             \
+    case TG_CMP_LE: COMPARE_LOOP(T, <=); break;                                            \
+    case TG_CMP_GT: COMPARE_LOOP(T, >); break;                                             \
+    default: COMPARE_LOOP(T, >=); break;                                                   \
+    }
+
+tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op) {
+    static const char *const names[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+    if (!a || !b) {
+        tg_fail(TG_ERR_ARG, "compare: got a NULL tensor");
+        return NULL;
+    }
+    if ((int)op < 0 || (int)op > TG_CMP_GE) {
+        tg_fail(TG_ERR_ARG, "compare: invalid comparison %d", (int)op);
+        return NULL;
+    }
+    const char *name = names[op];
+    if (tg_check_same_dtype(name, a, b)) return NULL;
+    broadcast bc;
+    if (broadcast_shapes(name, a, b, &bc) != TG_OK) return NULL;
+    tg_tensor *out = tg_tensor_new(TG_BOOL, bc.ndim, bc.shape, 0);
+    if (!out) return NULL;
+    int same = a->numel == bc.numel && b->numel == bc.numel;
+    int64_t n = bc.numel;
+    switch (a->dtype) {
+    case TG_FLOAT32: COMPARE_SWITCH(float); break;
+    case TG_FLOAT64: COMPARE_SWITCH(double); break;
+    case TG_INT64: COMPARE_SWITCH(int64_t); break;
+    default: COMPARE_SWITCH(unsigned char); break;
+    }
+    return out;
+}
