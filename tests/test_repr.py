@@ -102,6 +102,8 @@ def _graph_results(lib, F_):
         ("bce", F_.binary_cross_entropy(p, p.detach() * 0 + 0.5)),
         ("bce_logits", F_.binary_cross_entropy_with_logits(a, a.detach() * 0 + 0.5)),
         ("cross_entropy", F_.cross_entropy(a, lib.tensor([0, 1, 0]))),
+        ("pow_tensor", a ** a), ("rpow", 2 ** a), ("select", a[1]), ("select2", a[1, 0]),
+        ("to_float32", a.double().float()), ("iterate", list(a)[2]),
     ]
 
 
@@ -114,8 +116,16 @@ def test_grad_fn_names_and_values_match_torch():
     assert not bad, "\n".join(bad)
 
 
-# x - c is recorded as add_scalar(x, -c), so it prints AddBackward0 (PyTorch: SubBackward0)
-KNOWN_NODE_DIFFERENCES = {"sub_scalar"}
+# x - c is recorded as add_scalar(x, -c), so it prints AddBackward0 (PyTorch: SubBackward0);
+# iterating gives x[i] (SelectBackward0; PyTorch unbinds: UnbindBackward0)
+KNOWN_NODE_DIFFERENCES = {"sub_scalar", "iterate"}
+
+
+@pytest.mark.parametrize("data", [[True, False], [[True], [False]], True, [1.0, -2.0, 0.5]])
+def test_bool_repr_matches_torch(data):
+    torch = import_torch()
+    assert repr(tg.tensor(data) > 0) == repr(torch.tensor(data) > 0)
+    assert repr(tg.tensor(data) == 1) == repr(torch.tensor(data) == 1)
 
 
 def test_node_name_fallback_follows_pytorchs_pattern():

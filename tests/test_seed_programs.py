@@ -53,12 +53,6 @@ def run(source, cwd):
     return proc.stdout
 
 
-needs_indexing = pytest.mark.xfail(
-    not hasattr(tg.Tensor, "__getitem__") or not hasattr(tg.Tensor, "__iter__"),
-    reason="the program indexes (X[i]) and iterates (for x in X) tensors", strict=True)
-
-
-@needs_indexing
 @pytest.mark.parametrize("name", NAMES)
 def test_program_prints_what_pytorch_prints(name, tmp_path):
     source = (PROGRAMS / f"{name}.py").read_text()
@@ -67,7 +61,6 @@ def test_program_prints_what_pytorch_prints(name, tmp_path):
     assert got.splitlines() == expected.splitlines()
 
 
-@needs_indexing
 def test_seed004_learns_xor(tmp_path):
     out = run(as_tapegrad((PROGRAMS / "seed004_xor.py").read_text()), tmp_path)
     line = [ln for ln in out.splitlines() if ln.startswith("predictions:")][-1]

@@ -34,7 +34,10 @@ _NODE_NAMES = {
     "mul": "MulBackward0", "mul_scalar": "MulBackward0",
     "div": "DivBackward0", "div_scalar": "DivBackward0",
     "rdiv_scalar": "MulBackward0",  # PyTorch computes c / x as reciprocal(x) * c
-    "pow": "PowBackward0", "neg": "NegBackward0", "exp": "ExpBackward0",
+    "pow": "PowBackward0", "pow_tensor": "PowBackward1", "rpow_scalar": "PowBackward2",
+    "to": "ToCopyBackward0",  # dtype conversion (clone() records it too; PyTorch: CloneBackward0)
+    "select": "SelectBackward0",  # x[i] (and x[a:b]; PyTorch: SliceBackward0)
+    "neg": "NegBackward0", "exp": "ExpBackward0",
     "log": "LogBackward0", "sigmoid": "SigmoidBackward0", "tanh": "TanhBackward0",
     "relu": "ReluBackward0", "reshape": "ViewBackward0", "transpose": "TransposeBackward0",
     "softmax": "SoftmaxBackward0", "log_softmax": "LogSoftmaxBackward0",
