@@ -51,29 +51,28 @@ def train_xor(epochs=1000, lr=0.4, order=(0, 1, 2, 3), out=None):
     predictions in XOR_X's order, seconds)."""
     w = {k: tg.tensor(v, requires_grad=True) for k, v in XOR_INIT.items()}
     opt = tg.optim.SGD(list(w.values()), lr=lr)
-    xs = [tg.tensor(XOR_X[i]) for i in order]
-    ys = [tg.tensor(XOR_Y[i]) for i in order]
+    X, Y = tg.tensor(XOR_X), tg.tensor(XOR_Y)
     say = (lambda *a: print(*a, file=out, flush=True)) if out is not None else (lambda *a: None)
     start = time.perf_counter()
     mean = float("nan")
     for epoch in range(epochs):
         total = 0.0
-        for i, (x, y) in enumerate(zip(xs, ys)):
-            loss = F.binary_cross_entropy(_xor_forward(x, w)[0], y)
+        for step, i in enumerate(order):
+            loss = F.binary_cross_entropy(_xor_forward(X[i], w)[0], Y[i])
             opt.zero_grad()
             loss.backward()
-            if epoch == 0 and i == 0:
+            if epoch == 0 and step == 0:
                 say("first-step gradients:", *(t.grad for t in w.values()))
             opt.step()
-            if epoch == 0 and i == 0:
+            if epoch == 0 and step == 0:
                 say("first-step weights:", *w.values())
             total += loss.item()
-        mean = total / len(xs)
+        mean = total / len(order)
         if epoch % 100 == 0 or epoch == epochs - 1:
             say(f"epoch {epoch:4d}  loss {mean:.4f}")
     seconds = time.perf_counter() - start
     with tg.no_grad():
-        pred = np.array([_xor_forward(tg.tensor(x), w)[0].item() for x in XOR_X])
+        pred = np.array([_xor_forward(x, w)[0].item() for x in X])
     return w, mean, pred, seconds
 
 
@@ -176,7 +175,8 @@ def _section_xor(out, epochs=1000, stall_epochs=2000):
     w, sloss, spred, sseconds = train_xor(stall_epochs, order=XOR_BINARY_ORDER)
     spred = spred[list(XOR_BINARY_ORDER)]  # as 00, 01, 10, 11
     with tg.no_grad():
-        hidden = [_xor_forward(tg.tensor(XOR_X[i]), w)[1].numpy() for i in XOR_BINARY_ORDER]
+        X = tg.tensor(XOR_X)
+        hidden = [_xor_forward(X[i], w)[1].numpy() for i in XOR_BINARY_ORDER]
     rest = np.array(spred[1:])
     stalled = sloss > 0.4 and float(rest.max() - rest.min()) < 0.05
     _say(out, f"  the same program with the samples in the order {_names(XOR_BINARY_ORDER)}: after "
