@@ -726,7 +726,8 @@ ROWS_BY_NAME = {row.name: row for row in ROWS}
 
 
 # ---------------------------------------------------------------------- running a sample
-RTOL = {"float32": 1e-5, "float64": 1e-12}
+# float64 against PyTorch / the reference engine; float32 uses the derived BOUNDS below
+RTOL = {"float64": 1e-12}
 
 
 def float_inputs(sample):
@@ -867,3 +868,277 @@ def run_reference(row, sample):
         grads = [ref_array(a, "grad") if m and (row.ref_grads is None or i in row.ref_grads) else None
                  for i, (a, m) in enumerate(zip(args, mask))]
     return values, grads
+
+
+# ---------------------------------------------------------------------- derived bounds
+# float32 results are compared, like PyTorch's, with a float64 reference computed from the
+# same float32-rounded inputs (and upstream gradient), within a bound derived from the op
+# (tests/bounds.py explains the rule). BOUNDS[row] maps (inputs, kwargs, dtype, G) to
+# (bound on the values, [bound on the gradient of each input]), all float64 arrays, where
+# inputs are the rounded float64 inputs (int64 labels as they are) and G the rounded
+# upstream gradient; a bound for an input without a gradient is ignored.
+from bounds import (C_RED, ULPS, elementwise_bound, eta, reduction_bound,  # noqa: E402
+                    sum_to_shape, unit_roundoff)
+
+
+def rounded_sample(sample, dtype):
+    """The sample with its floating inputs rounded to dtype (kept as float64)."""
+    ins = []
+    for x in sample.inputs:
+        x = np.asarray(x)
+        if x.dtype.kind == "f":
+            with np.errstate(over="ignore"):
+                x = x.astype(dtype.numpy).astype(np.float64)
+        ins.append(x)
+    return Sample(tuple(ins), dict(sample.kwargs), sample.desc, sample.requires_grad,
+                  sample.gradcheck, sample.check_name, sample.scale, sample.reference)
+
+
+def run_torch64(row, sample, dtype, g=None, backward=True):
+    """PyTorch in float64 on the inputs rounded to dtype, backward with the upstream
+    gradient rounded to dtype (or g): the reference for the float32 engines."""
+    import torch
+
+    s = rounded_sample(sample, dtype)
+    mask = grad_mask(s)
+    leaves = [torch.from_numpy(np.asarray(x).astype(np.int64)) if np.asarray(x).dtype.kind in "iu"
+              else torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=m)
+              for x, m in zip(s.inputs, mask)]
+    out = row.torch(*leaves, **s.kwargs)
+    values = out.detach().numpy().copy()
+    grads = None
+    if backward and any(mask):
+        if g is None:
+            with np.errstate(over="ignore"):
+                g = grad_output(values.shape).astype(dtype.numpy).astype(np.float64)
+        out.backward(torch.from_numpy(np.asarray(g, dtype=np.float64).copy()))
+        grads = [None if not m or leaf.grad is None else leaf.grad.numpy().copy()
+                 for leaf, m in zip(leaves, mask)]
+    return values, grads
+
+
+def _elementwise_bounds(ulps=ULPS, dscale=0.0):
+    """Elementwise ops, broadcasting: each value is a few roundings (ulps) of the exact
+    one. The gradient of an input is a sum, over the L elements it was broadcast to, of
+    terms t = G * d(out)/d(input), each a few roundings: reduction_bound over |t| plus the
+    terms' own ulps. dscale: the local derivative is computed from the output with
+    cancellation (1 - y^2 for tanh, y (1 - y) for sigmoid: |error| ~ u, not u |d|), so
+    each term may also be off by ulps * u * dscale * |G|."""
+    def bound(row, s, dtype, G):
+        x = s.inputs
+        values, _ = run_torch64(row, s, dtype, backward=False)
+        vb = elementwise_bound(values, dtype, ulps)
+        shape = values.shape
+        # the per-element terms: the op on inputs expanded to the output's shape
+        full = Sample(tuple(np.broadcast_to(xi, shape).copy() if np.asarray(xi).dtype.kind == "f"
+                            else xi for xi in x), dict(s.kwargs))
+        _, t = run_torch64(row, full, dtype, g=G)
+        u = unit_roundoff(dtype)
+        gbs = []
+        for xi, ti in zip(x, t or [None] * len(x)):
+            if ti is None:
+                gbs.append(None)
+                continue
+            xshape = np.shape(xi)
+            L = max(int(np.prod(shape)) // max(int(np.prod(xshape)), 1), 1) if np.prod(shape) else 0
+            own = ulps * u * (np.abs(ti) + dscale * np.abs(G)) + ulps * eta(dtype)
+            gbs.append(reduction_bound(sum_to_shape(np.abs(ti), xshape), L if L > 1 else 0, dtype)
+                       + sum_to_shape(own, xshape))
+        return vb, gbs
+    return bound
+
+
+def _multilinear_bounds(lengths):
+    """matmul, linear, sum, mean: linear in each input with the other inputs as
+    coefficients, so the op on |inputs| with upstream |G| gives, for the values and for
+    each gradient, sum |terms| of its reduction exactly. lengths(inputs, out_shape) ->
+    (length of the forward reduction, [length of each gradient's reduction])."""
+    def bound(row, s, dtype, G):
+        a = Sample(tuple(np.abs(x) if np.asarray(x).dtype.kind == "f" else x for x in s.inputs),
+                   dict(s.kwargs), requires_grad=s.requires_grad)
+        mag, gmag = run_torch64(row, a, dtype, g=np.abs(G))
+        fwd, back = lengths(s.inputs, mag.shape, s.kwargs)
+        vb = reduction_bound(mag, fwd, dtype)
+        gbs = [None if m is None else reduction_bound(m, L, dtype)
+               for m, L in zip(gmag or [None] * len(s.inputs), back)]
+        return vb, gbs
+    return bound
+
+
+def _matmul_lengths(x, out_shape, kw):
+    a, b = np.shape(x[0]), np.shape(x[1])
+    return a[-1], [b[-1] if len(b) == 2 else 1, a[0] if len(a) == 2 else 1]
+
+
+def _linear_lengths(x, out_shape, kw):
+    xs, ws = np.shape(x[0]), np.shape(x[1])
+    n = xs[0] if len(xs) == 2 else 1
+    return xs[-1] + (len(x) > 2), [ws[0], n, n]
+
+
+def _reduce_lengths(mean):
+    def lengths(x, out_shape, kw):
+        n, m = int(np.prod(np.shape(x[0]))), int(np.prod(out_shape))
+        return (n // m if m else 0) + mean, [int(mean)]
+    return lengths
+
+
+def _softmax_parts(x, dim):
+    x = np.asarray(x, dtype=np.float64)
+    x1 = x.reshape(1) if x.ndim == 0 else x
+    m = x1.max(axis=dim, keepdims=True) if x1.size else x1
+    d = x1 - m
+    with np.errstate(under="ignore"):
+        e = np.exp(d)
+    S = e.sum(axis=dim, keepdims=True)
+    return x1, d, e / S, np.log(S), x1.shape[dim] if x1.ndim else 1
+
+
+def _softmax_bound(log):
+    """softmax: d = x - max (rounding u |d|, which exp turns into a relative u |d|),
+    e = exp(d) (ULPS), S = sum e (K terms, all positive), y = e / S: relative error
+    R = u (C_RED (K + 1) + 2 ULPS + 1 + |d|). Gradient y (g - sum_j g_j y_j): the dot
+    product over K terms plus the error R of each y. log_softmax y = d - log S: absolute
+    error u (|d| + |log S| + |y|) + the relative error of S; gradient g - exp(y) sum g."""
+    def bound(row, s, dtype, G):
+        dim = s.kwargs["dim"]
+        x1, d, p, logS, K = _softmax_parts(s.inputs[0], dim)
+        u = unit_roundoff(dtype)
+        g = np.asarray(G, dtype=np.float64).reshape(x1.shape)
+        rS = u * (C_RED * (K + 1) + 2 * ULPS + np.sum(p * np.abs(d), axis=dim, keepdims=True))
+        R = rS + u * (ULPS + 1 + np.abs(d))  # relative error of y = softmax
+        if log:
+            y = d - logS
+            vb = u * (np.abs(d) + np.abs(logS) + np.abs(y)) * C_RED + C_RED * rS
+            gsum = np.sum(g, axis=dim, keepdims=True)
+            gabs = np.sum(np.abs(g), axis=dim, keepdims=True)
+            dx = g - p * gsum
+            gb = C_RED * (u * np.abs(dx) + p * np.abs(gsum) * (vb + ULPS * u)
+                          + p * reduction_bound(gabs, K, dtype))
+        else:
+            y = p
+            vb = C_RED * R * p
+            dot = np.sum(g * p, axis=dim, keepdims=True)
+            wabs = np.sum(np.abs(g) * p, axis=dim, keepdims=True)
+            dot_err = reduction_bound(wabs, K, dtype) + np.sum(np.abs(g) * p * R, axis=dim, keepdims=True)
+            gb = C_RED * (p * (R + u) * np.abs(g - dot) + p * dot_err)
+        shape = np.shape(s.inputs[0])
+        return (vb + ULPS * eta(dtype)).reshape(shape), [(gb + K * eta(dtype)).reshape(shape)]
+    return bound
+
+
+def _reduce_loss(per, mags, reduction, L, dtype):
+    """A loss from per-element values with error bounds `per` and magnitudes `mags`
+    (sum of |terms|), reduced by `reduction` over L elements."""
+    if reduction == "none":
+        return per
+    total = reduction_bound(np.sum(mags), L, dtype) + np.sum(per)
+    return total / L if reduction == "mean" and L else total
+
+
+def _loss_bound(name):
+    """Losses: each element a few elementwise steps (k of them, ULPS each) whose terms
+    have magnitudes M (sum of |terms| of the formula), then the mean / sum reduction.
+    Gradients: G (/ L for mean) times a local derivative of magnitude D, k steps."""
+    def bound(row, s, dtype, G):
+        u, red = unit_roundoff(dtype), s.kwargs.get("reduction", "mean")
+        x = [np.asarray(v, dtype=np.float64) for v in s.inputs]
+        p, t = x[0], x[1]
+        L = max(p.size, 1)
+        with np.errstate(all="ignore"):
+            if name == "mse_loss":
+                k, M = 3, (p - t) ** 2
+                D = [2 * np.abs(p - t)] * 2
+            elif name == "binary_cross_entropy":
+                lp, l1p = np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
+                k = 5
+                M = np.abs(t * lp) + np.abs((1 - t) * l1p) + np.abs(t) + np.abs(1 - t)
+                D = [np.abs(p - t) / np.maximum(p * (1 - p), 1e-12) + 1.0, None]
+            else:  # binary_cross_entropy_with_logits
+                k = 6
+                sig = 1.0 / (1.0 + np.exp(-p))
+                M = np.abs(p) * (1 + np.abs(t) + np.abs(1 - t)) + 2.0
+                D = [sig + np.abs(t) + np.abs(sig - t), np.abs(p)]
+        per = C_RED * k * ULPS * u * M + k * eta(dtype)
+        vb = _reduce_loss(per, M, red, L, dtype)
+        geff = np.abs(np.asarray(G, dtype=np.float64)) / (L if red == "mean" else 1)
+        gbs = [None if Di is None else C_RED * (k + 1) * ULPS * u * geff * Di + k * eta(dtype)
+               for Di in D]
+        return np.asarray(vb), gbs
+    return bound
+
+
+def _ce_bound(row, s, dtype, G):
+    """cross_entropy = -log_softmax(logits)[label], reduced over the N samples; gradient
+    (softmax - onehot) G (/ N): the softmax error of each entry plus its rounding."""
+    logits, labels = np.asarray(s.inputs[0], dtype=np.float64), np.asarray(s.inputs[1])
+    red = s.kwargs.get("reduction", "mean")
+    z = logits.reshape(1, -1) if logits.ndim == 1 else logits
+    lab = labels.reshape(-1)
+    u = unit_roundoff(dtype)
+    N = z.shape[0]
+    lsm = Sample((z,), {"dim": 1})
+    Gs = np.zeros(z.shape)
+    vb_all, _ = _softmax_bound(True)(row, lsm, dtype, Gs)
+    _, d, p, logS, K = _softmax_parts(z, 1)
+    per = vb_all[np.arange(N), lab]
+    mags = np.abs((d - logS)[np.arange(N), lab]) + np.abs(logS[:, 0])
+    vb = _reduce_loss(per, mags, red, N, dtype)
+    geff = np.abs(np.asarray(G, dtype=np.float64)).reshape(-1) / (N if red == "mean" else 1)
+    R = u * (C_RED * (K + 1) + 3 * ULPS + 1 + np.abs(d) + np.sum(p * np.abs(d), axis=1, keepdims=True))
+    gb = C_RED * geff[:, None] * (R * p + 2 * u * (p + 1)) + K * eta(dtype)
+    vb = np.asarray(vb).reshape(np.shape(labels) if red == "none" else ())
+    return vb, [gb.reshape(logits.shape), None]
+
+
+def _exact_bounds(row, s, dtype, G):
+    """reshape, transpose, select: copies, exact (their gradients too); to: a float32 ->
+    float64 -> float32 round trip is exact."""
+    return np.zeros(()), [np.zeros(()) for _ in s.inputs]
+
+
+BOUNDS = {name: _elementwise_bounds() for name in
+          ("add", "sub", "mul", "div", "add_scalar", "mul_scalar", "rsub_scalar", "div_scalar",
+           "rdiv_scalar", "pow", "pow_tensor", "rpow_scalar", "neg", "exp", "log", "relu")}
+BOUNDS.update(reshape=_exact_bounds, transpose=_exact_bounds, select=_exact_bounds, to=_exact_bounds,
+              sigmoid=_elementwise_bounds(dscale=1.0), tanh=_elementwise_bounds(dscale=1.0),
+              matmul=_multilinear_bounds(_matmul_lengths),
+              linear=_multilinear_bounds(_linear_lengths),
+              sum=_multilinear_bounds(_reduce_lengths(False)),
+              mean=_multilinear_bounds(_reduce_lengths(True)),
+              softmax=_softmax_bound(False), log_softmax=_softmax_bound(True),
+              mse_loss=_loss_bound("mse_loss"), binary_cross_entropy=_loss_bound("binary_cross_entropy"),
+              binary_cross_entropy_with_logits=_loss_bound("binary_cross_entropy_with_logits"),
+              cross_entropy=_ce_bound)
+
+
+def nonfinite_mismatch(actual, other):
+    """None if actual and other have NaN and the same infinities at the same places."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(other, dtype=np.float64)
+    if a.shape != b.shape:
+        return f"shape {a.shape} != expected {b.shape}"
+    if (np.isnan(a) != np.isnan(b)).any():
+        return f"NaN at different places: {a} vs {b}"
+    inf = np.isinf(b)
+    if (np.isinf(a) != inf).any() or (a[inf] != b[inf]).any():
+        return f"infinities differ: {a} vs {b}"
+    return None
+
+
+def assert_within_bound(ours, theirs, ref, bound, what):
+    """Both float32 engines (ours, PyTorch's) against the float64 reference within the
+    derived bound, where both are finite; elsewhere they must agree exactly (NaN, inf,
+    overflow in float32 that the float64 reference does not have). A PyTorch result out
+    of the bound means the bound is wrong, not tapegrad: the message says which."""
+    from bounds import bound_mismatch
+
+    msg = nonfinite_mismatch(ours, theirs)
+    assert msg is None, f"{what} (vs PyTorch float32): {msg}"
+    mask = np.isfinite(np.asarray(ours, dtype=np.float64)) & np.isfinite(np.asarray(theirs, dtype=np.float64))
+    ref = np.asarray(ref, dtype=np.float64)
+    bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), ref.shape)
+    msg = bound_mismatch(ours, ref, bound, mask)
+    assert msg is None, f"{what} (tapegrad vs float64 reference): {msg}"
+    msg = bound_mismatch(theirs, ref, bound, mask)
+    assert msg is None, f"{what} (PyTorch vs float64 reference -- the bound is too tight): {msg}"

@@ -1,6 +1,8 @@
 """Whole training runs: tapegrad.fit against the pure-Python reference engine (float64,
-1e-12) and PyTorch (float64 1e-10, float32 1e-4), for every optimizer setting, every
-loss and every batching mode, all from the same weights; then fit's API and History."""
+1e-12) and PyTorch (float64 1e-10; float32: both engines against PyTorch float64 within a
+bound that scales with the steps and the sizes, see float32_run_rtol), for every optimizer
+setting, every loss and every batching mode, all from the same weights; then fit's API
+and History."""
 import sys
 
 import numpy as np
@@ -85,8 +87,13 @@ def run_reference(loss, opt_name, mode):
     return np.array(losses), {k: np.array(v) for k, v in model.state_dict().items()}
 
 
-def run_torch(torch, loss, opt_name, mode, dtype="float64"):
+def run_torch(torch, loss, opt_name, mode, dtype="float64", round_to=None):
     X, y, init, out_act = problem(loss)
+    if round_to is not None:  # the data and weights a float32 run starts from, in float64
+        X = X.astype(round_to).astype(np.float64)
+        init = {k: v.astype(round_to).astype(np.float64) for k, v in init.items()}
+        if loss != "cross_entropy":
+            y = y.astype(round_to).astype(np.float64)
     tdt = getattr(torch, dtype)
     layers = []
     for i in range(len(SIZES) - 1):
@@ -145,13 +152,32 @@ def test_training_matches_torch_float64(opt_name, loss, mode):
                       run_torch(torch, loss, opt_name, mode), rtol=1e-10)
 
 
+def float32_run_rtol(mode, steps):
+    """Error bound of a float32 training run, relative to the scale of each compared
+    quantity (the largest |loss|, the largest |weight| of a tensor): every step adds, per
+    value, the roundings of its reductions (bounds.py: C_RED * (K + 1) u for each of
+    length K: the layers' fan-ins + bias, the gradients' fan-outs and the batch, the loss
+    over batch * outputs) and of the optimizer update (16 ops); first order, the errors of
+    the steps add up (training does not amplify them: PyTorch's float32 run, held to the
+    same bound, checks that on each case)."""
+    from bounds import C_RED, unit_roundoff
+
+    batch = MODES[mode][0] or N
+    fwd = sum(fan_in + 2 for fan_in in SIZES[:-1])
+    back = sum(fan_out + 1 for fan_out in SIZES[1:]) + (len(SIZES) - 1) * (batch + 1)
+    loss = batch * SIZES[-1] + 1
+    return C_RED * unit_roundoff(np.float32) * steps * (fwd + back + loss + 16)
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("opt_name", ["sgd-momentum", "adam"])
 def test_training_matches_torch_float32(opt_name, loss, mode):
     torch = import_torch()
-    assert_runs_close(run_tapegrad(loss, opt_name, mode, "float32"),
-                      run_torch(torch, loss, opt_name, mode, "float32"), rtol=1e-4)
+    exact = run_torch(torch, loss, opt_name, mode, "float64", round_to=np.float32)
+    rtol = float32_run_rtol(mode, len(exact[0]))
+    assert_runs_close(run_tapegrad(loss, opt_name, mode, "float32"), exact, rtol)
+    assert_runs_close(run_torch(torch, loss, opt_name, mode, "float32"), exact, rtol)
 
 
 # ---------------------------------------------------------------------- fit's API

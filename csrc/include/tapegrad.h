@@ -347,6 +347,18 @@ const char *tg_op_name(int op);
  * "generic". */
 const char *tg_simd_level(void);
 
+/* Test reference kernels: the same contract as tg_gemm_f32/f64 (without nthreads), computed
+ * by the plain triple loop: each C element is s = sum over k = 0..K-1, in increasing k, of
+ * op(A)(i,k)*op(B)(k,j), then C = s or C + s. Slow: no threads, no SIMD dispatch. For
+ * tests that compare the fast paths (every SIMD level, see TAPEGRAD_SIMD) against a fixed
+ * summation order. */
+void tg_gemm_naive_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                       int trans_a, const float *B, int64_t ldb, int trans_b, float *C,
+                       int64_t ldc, int accumulate);
+void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+                       int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
+                       int64_t ldc, int accumulate);
+
 #ifdef __cplusplus
 }
 #endif

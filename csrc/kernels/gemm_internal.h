@@ -26,7 +26,7 @@ typedef void (*tg_gemm_ukernel_f64)(int64_t kc, const double *a_panel, const dou
 #define TG_GEMM_MAX_NR 32
 
 /* Reference kernels: the plain triple loop, same semantics as tg_gemm_*. Used by the tests
- * and as the fallback when a packing buffer cannot be allocated. */
+ * (exported in tapegrad.h) and as the fallback when a packing buffer cannot be allocated. */
 void tg_gemm_naive_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                        int trans_a, const float *B, int64_t ldb, int trans_b, float *C,
                        int64_t ldc, int accumulate);
