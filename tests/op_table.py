@@ -468,8 +468,9 @@ ROWS.append(OpInfo("linear", _linear_tg, _linear_torch, _linear_ref, _linear_sam
                 r"^linear: input of shape \(2, 3\) does not match weight of shape \(4, 4\)", "in"),
     ErrorSample((z(2, 3), z(4, 3), z(3)), {}, ValueError,
                 r"^linear: bias of shape \(3,\) does not match weight of shape \(4, 3\)", "bias"),
-    ErrorSample((z(2, 3), z(3)), {}, ValueError, r"weight must be 2-D.*\(3,\)", "1-d weight"),
-    ErrorSample((z(2, 2, 3), z(4, 3)), {}, ValueError, r"input must be 1-D or 2-D.*\(2, 2, 3\)", "3-d"),
+    # a 1-D weight and an N-d input are accepted as in PyTorch; these PyTorch refuses too
+    ErrorSample((z(2, 3), z(3), z()), {}, ValueError, r"1-D weight the bias must be 0-d", "1-d weight"),
+    ErrorSample((z(2, 3), z(1, 4, 3)), {}, ValueError, r"weight must be 1-D or 2-D.*\(1, 4, 3\)", "3-d"),
     ErrorSample((z(2, 3), z(4, 3, dtype=f64)), {}, TypeError, r"float32.*float64", "dtypes"),
     ErrorSample((z(2, 3), z(4, 3), z(4, dtype=f64)), {}, TypeError, r"float32.*float64", "bias dtype"),
     _int64_error(2, r"^linear: .*int64"),

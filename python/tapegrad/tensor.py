@@ -329,15 +329,9 @@ class Tensor:
         return self
 
     def __repr__(self):
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
-        extra = ""
-        if self.dtype is not float32 and self.dtype is not int64:
-            extra += f", dtype={self.dtype}"
-        if self.grad_fn:
-            extra += f", grad_fn=<{self.grad_fn}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        from ._tensor_str import tensor_repr  # PyTorch's text for the same values
+
+        return tensor_repr(self)
 
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=False):

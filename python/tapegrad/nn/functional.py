@@ -64,9 +64,67 @@ def _labels(target, op):
 
 # ---------------------------------------------------------------------- layers
 def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
-    """y = input @ weight.T + bias, fused (one C call). input (n, in) or (in,), weight
-    (out, in), bias (out,) or None."""
-    return _wrap(lib.tg_linear(input._h, weight._h, bias._h if bias is not None else _NULL))
+    """y = input @ weight.T + bias, with the shapes PyTorch accepts.
+
+    The usual case, input (n, in) or (in,), weight (out, in), bias (out,) or None, is one
+    fused C call. The other shapes PyTorch accepts are composed from differentiable ops:
+
+    * a 1-D weight (in,): output without that dim, input (n, in) -> (n,), (in,) -> ();
+      the bias may only be 0-d, and not with a 2-D input (PyTorch refuses the others);
+    * a bias that broadcasts to the output as in PyTorch: 0-d, (1,), (n, out), (1, out),
+      (n, 1) for a 2-D input; 0-d, (1,), (out,), (1, out) for a 1-D one;
+    * inputs with more dims (..., in): bias 0-d, (1,), (out,) or (1, out).
+    """
+    input = _input(input, "linear")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"linear: {name} must be a tapegrad Tensor, got {type(t).__name__}")
+    ishape, wshape = input.shape, weight.shape
+    if not ishape or not wshape:
+        raise ValueError(f"linear: input and weight must be at least 1-D, got shapes {ishape} "
+                         f"and {wshape}")
+    if len(wshape) > 2:
+        raise ValueError(f"linear: weight must be 1-D or 2-D, got shape {wshape}")
+    bshape = bias.shape if bias is not None else None
+    nd = len(ishape)
+    if len(wshape) == 2 and nd <= 2 and (bias is None or bshape == wshape[:1]):
+        return _wrap(lib.tg_linear(input._h, weight._h, bias._h if bias is not None else _NULL))
+
+    def refuse(why):
+        raise ValueError(f"linear: input {ishape}, weight {wshape}, bias {bshape}: {why}")
+
+    if ishape[-1] != wshape[-1]:
+        raise ValueError(f"linear: input of shape {ishape} does not match weight of shape "
+                         f"{wshape}: input's last dim must equal weight's last dim ({wshape[-1]})")
+
+    if len(wshape) == 1:
+        if bias is not None and (nd == 2 or bshape != ()):
+            refuse("with a 1-D weight the bias must be 0-d and the input 1-D or at least 3-D "
+                   "(as in PyTorch)")
+        flat = input if nd <= 2 else input.reshape(-1, ishape[-1])
+        y = flat @ weight
+        if nd > 2:
+            y = y.reshape(ishape[:-1])
+        target = y.shape
+    else:
+        out = wshape[0]
+        if nd <= 2:
+            y = _wrap(lib.tg_linear(input._h, weight._h, _NULL))
+            target = (ishape[0], out) if nd == 2 else (1, out)
+        else:
+            y = _wrap(lib.tg_linear(input.reshape(-1, ishape[-1])._h, weight._h, _NULL))
+            y = y.reshape(*ishape[:-1], out)
+            target = (1, out)
+    if bias is None:
+        return y
+    if len(bshape) > len(target) or any(b not in (1, t) for b, t in
+                                        zip(reversed(bshape), reversed(target))):
+        raise ValueError(f"linear: bias of shape {bshape} does not match weight of shape "
+                         f"{wshape} (input {ishape}): it must broadcast to the output's shape "
+                         f"{target}")
+    if len(wshape) == 2 and nd != 2 and len(bshape) == 2:
+        bias = bias.reshape(bshape[1])  # (1, out) or (1, 1) against a 1-D row
+    return y + bias
 
 
 def sigmoid(input):  # noqa: A002
