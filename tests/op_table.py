@@ -1082,11 +1082,11 @@ def _softmax_parts(x, dim):
     x = np.asarray(x, dtype=np.float64)
     x1 = x.reshape(1) if x.ndim == 0 else x
     m = x1.max(axis=dim, keepdims=True) if x1.size else x1
-    d = x1 - m
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", invalid="ignore", divide="ignore"):  # NaN/Inf samples
+        d = x1 - m
         e = np.exp(d)
-    S = e.sum(axis=dim, keepdims=True)
-    return x1, d, e / S, np.log(S), x1.shape[dim] if x1.ndim else 1
+        S = e.sum(axis=dim, keepdims=True)
+        return x1, d, e / S, np.log(S), x1.shape[dim] if x1.ndim else 1
 
 
 def _times_p(p, v):
@@ -1102,31 +1102,36 @@ def _softmax_bound(log):
     product over K terms plus the error R of each y. log_softmax y = d - log S: absolute
     error u (|d| + |log S| + |y|) + the relative error of S; gradient g - exp(y) sum g."""
     def bound(row, s, dtype, G):
-        dim = s.kwargs["dim"]
-        x1, d, p, logS, K = _softmax_parts(s.inputs[0], dim)
-        u = unit_roundoff(dtype)
-        g = np.asarray(G, dtype=np.float64).reshape(x1.shape)
-        rS = u * (C_RED * (K + 1) + 2 * ULPS + np.sum(_times_p(p, np.abs(d)), axis=dim, keepdims=True))
-        R = rS + u * (ULPS + 1 + np.abs(d))  # relative error of y = softmax
-        if log:
-            y = d - logS
-            vb = u * (np.abs(d) + np.abs(logS) + np.abs(y)) * C_RED + C_RED * rS
-            gsum = np.sum(g, axis=dim, keepdims=True)
-            gabs = np.sum(np.abs(g), axis=dim, keepdims=True)
-            dx = g - p * gsum
-            gb = C_RED * (u * np.abs(dx) + p * np.abs(gsum) * (vb + ULPS * u)
-                          + p * reduction_bound(gabs, K, dtype))
-        else:
-            y = p
-            vb = C_RED * _times_p(p, R)
-            dot = np.sum(g * p, axis=dim, keepdims=True)
-            wabs = np.sum(np.abs(g) * p, axis=dim, keepdims=True)
-            dot_err = reduction_bound(wabs, K, dtype) + np.sum(_times_p(p, np.abs(g) * R), axis=dim,
-                                                               keepdims=True)
-            gb = C_RED * (_times_p(p, (R + u) * np.abs(g - dot)) + p * dot_err)
-        shape = np.shape(s.inputs[0])
-        return (vb + ULPS * eta(dtype)).reshape(shape), [(gb + K * eta(dtype)).reshape(shape)]
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf samples give NaN bounds
+            return _softmax_bound_values(log, s, dtype, G)
     return bound
+
+
+def _softmax_bound_values(log, s, dtype, G):
+    dim = s.kwargs["dim"]
+    x1, d, p, logS, K = _softmax_parts(s.inputs[0], dim)
+    u = unit_roundoff(dtype)
+    g = np.asarray(G, dtype=np.float64).reshape(x1.shape)
+    rS = u * (C_RED * (K + 1) + 2 * ULPS + np.sum(_times_p(p, np.abs(d)), axis=dim, keepdims=True))
+    R = rS + u * (ULPS + 1 + np.abs(d))  # relative error of y = softmax
+    if log:
+        y = d - logS
+        vb = u * (np.abs(d) + np.abs(logS) + np.abs(y)) * C_RED + C_RED * rS
+        gsum = np.sum(g, axis=dim, keepdims=True)
+        gabs = np.sum(np.abs(g), axis=dim, keepdims=True)
+        dx = g - p * gsum
+        gb = C_RED * (u * np.abs(dx) + p * np.abs(gsum) * (vb + ULPS * u)
+                      + p * reduction_bound(gabs, K, dtype))
+    else:
+        y = p
+        vb = C_RED * _times_p(p, R)
+        dot = np.sum(g * p, axis=dim, keepdims=True)
+        wabs = np.sum(np.abs(g) * p, axis=dim, keepdims=True)
+        dot_err = reduction_bound(wabs, K, dtype) + np.sum(_times_p(p, np.abs(g) * R), axis=dim,
+                                                           keepdims=True)
+        gb = C_RED * (_times_p(p, (R + u) * np.abs(g - dot)) + p * dot_err)
+    shape = np.shape(s.inputs[0])
+    return (vb + ULPS * eta(dtype)).reshape(shape), [(gb + K * eta(dtype)).reshape(shape)]
 
 
 def _reduce_loss(per, mags, reduction, L, dtype):
