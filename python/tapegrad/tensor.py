@@ -66,6 +66,8 @@ def _infer_dtype(data, arr):
     if arr.dtype.kind == "f":
         if isinstance(data, np.ndarray) or isinstance(data, np.floating):
             return float64 if arr.dtype == np.float64 else float32
+        if arr.dtype == np.float64 and _holds_np_float64(data):
+            return float64  # torch.tensor([np.float64(1), 2.0]) is float64
         return float32
     if arr.dtype.kind in "iu":
         return int64
@@ -92,6 +94,18 @@ def _check_int64_range(arr, what="tensor"):
         if not ok.all():
             bad = arr.flat[int(np.argmin(ok.ravel()))]
             raise ValueError(f"{what}: value {float(bad)!r} cannot be converted to int64 without overflow")
+
+
+def _holds_np_float64(data):
+    """Whether nested lists/tuples hold a numpy float64 scalar or array."""
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, (np.float64, np.ndarray)) and np.asarray(x).dtype == np.float64:
+            return True
+    return False
 
 
 def tensor(data, dtype=None, requires_grad=False):
@@ -1081,12 +1095,22 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
         raise ValueError("arange: step must be nonzero")
     import math
 
-    n = max(0, math.ceil((end - start) / step))
-    if dtype is None:
-        ints = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
-        dtype = int64 if ints else float32
-    dt = as_dtype(dtype)
-    t = _wrap(lib.tg_arange(dt.code, float(start), float(step), n))
+    ints = builtins.all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                        for v in (start, end, step))
+    if ints:
+        start, end, step = int(start), int(end), int(step)
+        n = max(0, -((start - end) // step))  # ceil((end - start) / step), exactly
+    else:
+        n = max(0, math.ceil((end - start) / step))
+    dt = as_dtype(dtype) if dtype is not None else (int64 if ints else float32)
+    last = start + step * (n - 1) if n else start
+    if ints and dt is int64 and max(abs(start), abs(last)) > 2**53:
+        # beyond 2**53 a double cannot hold every value: build the range exactly
+        if not -2**63 <= min(start, last) and max(start, last) < 2**63:
+            raise ValueError(f"arange: values from {start} to {last} do not fit in int64")
+        t = tensor(np.arange(n, dtype=np.int64) * np.int64(step) + np.int64(start))
+    else:
+        t = _wrap(lib.tg_arange(dt.code, float(start), float(step), n))
     if requires_grad:
         t.requires_grad_(True)
     return t

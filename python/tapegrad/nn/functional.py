@@ -7,6 +7,8 @@ labels must be integer class indices (TypeError otherwise; IndexError when out o
 Targets given as numpy arrays or lists are converted to the prediction's dtype (float
 targets) or to int64 (class labels).
 """
+import warnings
+
 import numpy as np
 
 from .._ffi import ffi, lib
@@ -139,13 +141,26 @@ def relu(input):  # noqa: A002
     return _wrap(lib.tg_relu(_input(input, "relu")._h))
 
 
-def softmax(input, dim=-1):  # noqa: A002
-    """Softmax along ``dim`` (default the last), stable (max subtracted)."""
-    return _wrap(lib.tg_softmax(_input(input, "softmax")._h, _dim_arg(dim)))
+def _softmax_dim(x, dim, op):
+    """PyTorch's implicit dim when none is given (with its deprecation warning): 0 for
+    0-, 1- and 3-d inputs, else 1 — not the last dim, which differs for 3-d and 4-d."""
+    if dim is not None:
+        return _dim_arg(dim)
+    warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to "
+                  "include dim=X as an argument.", UserWarning, stacklevel=3)
+    return 0 if x.ndim in (0, 1, 3) else 1
 
 
-def log_softmax(input, dim=-1):  # noqa: A002
-    return _wrap(lib.tg_log_softmax(_input(input, "log_softmax")._h, _dim_arg(dim)))
+def softmax(input, dim=None):  # noqa: A002
+    """Softmax along ``dim``, stable (max subtracted). Without ``dim``, PyTorch's implicit
+    choice (and warning)."""
+    input = _input(input, "softmax")
+    return _wrap(lib.tg_softmax(input._h, _softmax_dim(input, dim, "softmax")))
+
+
+def log_softmax(input, dim=None):  # noqa: A002
+    input = _input(input, "log_softmax")
+    return _wrap(lib.tg_log_softmax(input._h, _softmax_dim(input, dim, "log_softmax")))
 
 
 # ---------------------------------------------------------------------- losses

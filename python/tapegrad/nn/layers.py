@@ -63,7 +63,7 @@ class Identity(Module):
 
 
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    def __init__(self, dim=None):  # None: PyTorch's implicit dim (see F.softmax)
         super().__init__()
         self.dim = dim
 

@@ -313,6 +313,23 @@ class Module:
             else:
                 lib.tg_tensor_zero_grad(p._h)
 
+    def to(self, *args, **kwargs):
+        """``model.to(device)``: tapegrad runs on the CPU, so "cpu" returns the module
+        unchanged (any other device is refused). Converting the parameters' dtype is not
+        supported yet: build the model with ``dtype=`` instead."""
+        from ..tensor import _is_device, check_device
+        for a in list(args) + list(kwargs.values()):
+            if _is_device(a):
+                check_device(a)
+            elif a is not None and not isinstance(a, bool):
+                raise NotImplementedError(
+                    f"tapegrad: Module.to({a!r}) would convert the parameters' dtype, which is not "
+                    "supported yet; build the model with dtype=... instead")
+        return self
+
+    def cpu(self):
+        return self
+
     def train(self, mode=True):
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
