@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join("csrc", "include", "tapegrad.h")
 SHARED_CORE = sys.platform.startswith("linux")
 CORE_FLAGS = ["-std=c11", "-O3", "-Wall", "-Wextra", "-D_POSIX_C_SOURCE=200809L", "-pthread",
-              "-fno-math-errno", "-fPIC"]
+              "-fno-math-errno", "-fPIC", "-g0"]
 
 
 def _version():
@@ -61,9 +61,10 @@ class build_ext(_build_ext):
             self._build_core(libdir, os.path.abspath(os.path.join(pkg, "include")))
             for ext in self.extensions:
                 if ext.name == "tapegrad._native":
+                    # the core comes from the library: drop its sources from the binding
+                    core = os.path.join(ROOT, "csrc") + os.sep
                     ext.sources = [s for s in ext.sources
-                                   if not os.path.normpath(s).startswith("csrc" + os.sep)
-                                   and not os.path.isabs(s)]
+                                   if not os.path.abspath(s).startswith(core)]
                     ext.library_dirs.append(libdir)
                     ext.libraries.append("tapegrad")
                     ext.extra_link_args += ["-Wl,-rpath,$ORIGIN/lib", "-Wl,--disable-new-dtags"]
