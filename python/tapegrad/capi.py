@@ -83,7 +83,9 @@ def from_handle(address, steal=True):
     cffi pointer). ``steal=True`` takes over the caller's reference; ``steal=False``
     retains a new one. A NULL address raises the calling thread's last C error."""
     if isinstance(address, ctypes.c_void_p):
-        address = address.value or 0
+        address = address.value
+    if address is None:  # what ctypes gives for a NULL c_void_p result
+        address = 0
     ptr = ffi.cast("tg_tensor *", address)
     if ptr and not steal:
         lib.tg_tensor_retain(ptr)

@@ -8,7 +8,8 @@ where the compiled binding cannot be imported.
 """
 import os
 
-__all__ = ["get_include", "get_library_dir", "get_pkgconfig_dir", "cflags", "libs", "main"]
+__all__ = ["get_include", "get_library_dir", "get_pkgconfig_dir", "cflags", "libs", "main",
+           "register_threadpoolctl"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -85,3 +86,41 @@ def _version():
         fields = dict(line.split()[1:3] for line in f if line.startswith("#define TG_VERSION_")
                       and len(line.split()) >= 3)
     return ".".join(fields[f"TG_VERSION_{k}"] for k in ("MAJOR", "MINOR", "PATCH"))
+
+
+def register_threadpoolctl():
+    """Teach ``threadpoolctl`` (if installed) about tapegrad's kernel threads, so that
+    ``threadpool_info()`` lists libtapegrad and ``threadpool_limits(n)`` caps it with the
+    BLAS and OpenMP pools. tapegrad's thread count is a per-thread setting, so a limit
+    applies to the thread that sets it (as ``tapegrad.set_num_threads`` does). Returns the
+    controller class; calling it again does nothing more."""
+    global _CONTROLLER
+    if _CONTROLLER is not None:
+        return _CONTROLLER
+    import ctypes
+
+    import threadpoolctl
+
+    class TapegradController(threadpoolctl.LibController):
+        user_api = "tapegrad"
+        internal_api = "tapegrad"
+        filename_prefixes = ("libtapegrad",)
+        check_symbols = ("tg_get_num_threads", "tg_set_num_threads", "tg_version")
+
+        def get_num_threads(self):
+            return self.dynlib.tg_get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            return self.dynlib.tg_set_num_threads(int(num_threads))
+
+        def get_version(self):
+            f = self.dynlib.tg_version
+            f.restype = ctypes.c_char_p
+            return f().decode()
+
+    threadpoolctl.register(TapegradController)
+    _CONTROLLER = TapegradController
+    return _CONTROLLER
+
+
+_CONTROLLER = None
