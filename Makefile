@@ -5,7 +5,7 @@
 #                                PREFIX/include/tapegrad.h, PREFIX/lib/libtapegrad.{so,a},
 #                                PREFIX/lib/pkgconfig/tapegrad.pc
 #   make examples                the C examples in examples/c/, linked against build/c/lib
-#   make check                   build and run them
+#   make check                   build and run them (but xor_infer, which needs weights)
 #   make clean
 #
 # Then:  cc prog.c $(pkg-config --cflags --libs tapegrad)
@@ -83,8 +83,9 @@ $(BUILD)/examples/%: examples/c/%.c $(wildcard examples/c/*.h) all
 
 examples: $(EXAMPLES)
 
+# (xor_infer needs weights saved from Python: tests/test_c_library.py runs it)
 check: examples
-	@set -e; for e in $(EXAMPLES); do echo "== $$e"; ./$$e; done
+	@set -e; for e in $(abspath $(filter-out %/xor_infer,$(EXAMPLES))); do echo "== $$e"; $$e; done
 
 clean:
 	rm -rf $(BUILD)
