@@ -3,12 +3,14 @@
 #   make                         build/c/lib/libtapegrad.so (+ soname link) and libtapegrad.a
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #                                PREFIX/include/tapegrad.h, PREFIX/lib/libtapegrad.{so,a},
-#                                PREFIX/lib/pkgconfig/tapegrad.pc
+#                                PREFIX/lib/pkgconfig/tapegrad.pc,
+#                                PREFIX/lib/cmake/tapegrad/ (find_package(tapegrad))
 #   make examples                the C examples in examples/c/, linked against build/c/lib
 #   make check                   build and run them (but xor_infer, which needs weights)
 #   make clean
 #
 # Then:  cc prog.c $(pkg-config --cflags --libs tapegrad)
+#   or, in CMake:  find_package(tapegrad 0.1 REQUIRED) + target_link_libraries(prog tapegrad::tapegrad)
 # Portable flags only (no -march=native, no -ffast-math): the SIMD kernels choose their
 # instruction set at run time.
 
@@ -75,6 +77,11 @@ install: all
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@RPATH@||' \
 	  pkgconfig/tapegrad.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/cmake/tapegrad
+	for f in tapegradConfig tapegradConfigVersion; do \
+	  sed -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' -e 's|@MINOR@|$(MINOR)|' \
+	      -e 's|@SONAME@|$(SONAME)|' -e 's|@SHARED_FILE@|libtapegrad.so.$(VERSION)|' \
+	      cmake/$$f.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/tapegrad/$$f.cmake; done
 
 $(BUILD)/examples/%: examples/c/%.c $(wildcard examples/c/*.h) all
 	@mkdir -p $(dir $@)

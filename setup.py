@@ -3,7 +3,8 @@ into setuptools so that ``pip install .`` produces
 
 * ``tapegrad/lib/libtapegrad.so.<soname version>`` — the C core as a shared library with
   a soname, exporting exactly the functions declared in ``tapegrad.h`` (plus a copy named
-  ``libtapegrad.so`` for ``-ltapegrad`` and ``tapegrad/lib/pkgconfig/tapegrad.pc``);
+  ``libtapegrad.so`` for ``-ltapegrad``, ``tapegrad/lib/pkgconfig/tapegrad.pc`` and the
+  CMake package config ``tapegrad/lib/cmake/tapegrad/``);
 * ``tapegrad/include/tapegrad.h`` — the public header;
 * ``tapegrad._native`` — the cffi binding (cffi's builder, ``pybind/build_native.py``),
   linked against that library (rpath ``$ORIGIN/lib``), so that a Python process holds one
@@ -110,6 +111,17 @@ class build_ext(_build_ext):
                 .replace("@RPATH@", "-Wl,-rpath,${libdir} "))
         with open(os.path.join(libdir, "pkgconfig", "tapegrad.pc"), "w") as f:
             f.write(pc)
+        major, minor, _ = _version()
+        fill = {"@VERSION@": ".".join(map(str, _version())), "@MAJOR@": str(major),
+                "@MINOR@": str(minor), "@SONAME@": soname, "@SHARED_FILE@": soname}
+        os.makedirs(os.path.join(libdir, "cmake", "tapegrad"), exist_ok=True)
+        for name in ("tapegradConfig", "tapegradConfigVersion"):
+            with open(os.path.join("cmake", name + ".cmake.in")) as f:
+                text = f.read()
+            for k, v in fill.items():
+                text = text.replace(k, v)
+            with open(os.path.join(libdir, "cmake", "tapegrad", name + ".cmake"), "w") as f:
+                f.write(text)
 
 
 setup(

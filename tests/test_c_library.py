@@ -319,6 +319,34 @@ def test_shipped_pkg_config_file(programs, tmp_path):
     assert "w = 2.000000" in _run([exe])
 
 
+_CMAKE_PROJECT = """cmake_minimum_required(VERSION 3.10)
+project(xor_c C)
+find_package(tapegrad {version} REQUIRED)
+add_executable(xor "{source}")
+target_link_libraries(xor PRIVATE tapegrad::tapegrad)
+"""
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
+def test_cmake_find_package_with_the_shipped_config(tmp_path):
+    major, minor = tg.__version__.split(".")[:2]
+    src, build = tmp_path / "src", tmp_path / "build"
+    src.mkdir()
+    (src / "CMakeLists.txt").write_text(_CMAKE_PROJECT.format(
+        version=f"{major}.{minor}", source=os.path.join(EXAMPLES, "xor.c").replace("\\", "/")))
+    _run(["cmake", "-S", str(src), "-B", str(build), f"-DCMAKE_C_COMPILER={CC}",
+          f"-Dtapegrad_DIR={_config('--cmakedir')[0]}"])
+    _run(["cmake", "--build", str(build)])
+    assert _run([str(build / "xor"), "200"]).splitlines()[1:-1] == python_xor(200)
+    # a request for another minor version of 0.x is refused (it would be another soname)
+    (src / "CMakeLists.txt").write_text(_CMAKE_PROJECT.format(
+        version=f"{major}.{int(minor) + 1}", source="x.c"))
+    proc = subprocess.run(["cmake", "-S", str(src), "-B", str(tmp_path / "b2"),
+                           f"-Dtapegrad_DIR={_config('--cmakedir')[0]}"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "tapegrad" in proc.stderr
+
+
 @pytest.mark.skipif(shutil.which("make") is None or shutil.which("readelf") is None,
                     reason="make or binutils not installed")
 def test_make_builds_and_installs_the_library_alone(tmp_path):
@@ -333,6 +361,8 @@ def test_make_builds_and_installs_the_library_alone(tmp_path):
     assert _exported(str(lib / "libtapegrad.so")) == _header_functions()
     pc = (lib / "pkgconfig" / "tapegrad.pc").read_text()
     assert f"prefix={prefix}" in pc and f"Version: {tg.__version__}" in pc
+    assert (lib / "cmake" / "tapegrad" / "tapegradConfig.cmake").is_file()
+    assert (lib / "cmake" / "tapegrad" / "tapegradConfigVersion.cmake").is_file()
     # a program linked against the shared library (found through its run-time path)
     exe = str(tmp_path / "xor")
     _run([CC, *CFLAGS, os.path.join(EXAMPLES, "xor.c"), f"-I{prefix}/include", f"-L{lib}",

@@ -3,13 +3,12 @@ C extensions that build against it (docs/embedding.md):
 
     cc prog.c $(python -m tapegrad config --cflags --libs)
 
-Only ``os`` is imported here, so ``python -m tapegrad config`` is quick and works even
-where the compiled binding cannot be imported.
+Only ``os`` is imported here (the C library itself is not loaded to answer).
 """
 import os
 
-__all__ = ["get_include", "get_library_dir", "get_pkgconfig_dir", "cflags", "libs", "main",
-           "register_threadpoolctl"]
+__all__ = ["get_include", "get_library_dir", "get_pkgconfig_dir", "get_cmake_dir", "cflags",
+           "libs", "main", "register_threadpoolctl"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -39,6 +38,12 @@ def get_pkgconfig_dir():
     return os.path.join(get_library_dir(), "pkgconfig")
 
 
+def get_cmake_dir():
+    """The directory holding ``tapegradConfig.cmake`` (for ``-Dtapegrad_DIR=`` or
+    ``CMAKE_PREFIX_PATH``)."""
+    return os.path.join(get_library_dir(), "cmake", "tapegrad")
+
+
 def cflags():
     """Compiler flags: ``-I<include dir>``."""
     return f"-I{get_include()}"
@@ -52,7 +57,7 @@ def libs():
 
 
 USAGE = """usage: python -m tapegrad config [--cflags] [--libs] [--includedir] [--libdir]
-                                 [--pkgconfigdir] [--version]
+                                 [--pkgconfigdir] [--cmakedir] [--version]
 
 Print what a C build needs to compile and link against this tapegrad, e.g.
     cc prog.c $(python -m tapegrad config --cflags --libs)
@@ -63,7 +68,7 @@ def main(argv):
     import sys
 
     options = {"--cflags": cflags, "--libs": libs, "--includedir": get_include,
-               "--libdir": get_library_dir, "--pkgconfigdir": get_pkgconfig_dir,
+               "--libdir": get_library_dir, "--pkgconfigdir": get_pkgconfig_dir, "--cmakedir": get_cmake_dir,
                "--version": _version}
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="")
