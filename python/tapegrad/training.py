@@ -5,7 +5,6 @@ loss, one for backward, one for the optimizer step. ``fit`` only arranges: it co
 the data once, picks the batches (``tapegrad.data``), records losses and metrics, and
 shows a progress bar on long runs.
 """
-import json
 import os
 import sys
 import time
@@ -402,6 +401,8 @@ def _check_every(every, steps_per_epoch):
 def _save_checkpoint(path, model, optimizer, history, run, epoch, step_in_epoch):
     """Everything a resumed run needs, in one .npz: parameters ("model.<name>"), optimizer
     state arrays ("optim.<param>.<name>") and, as JSON, the rest."""
+    import json
+
     from .serialization import save
 
     arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -425,6 +426,8 @@ def _save_checkpoint(path, model, optimizer, history, run, epoch, step_in_epoch)
 
 def _restore(path, model, optimizer, history, run):
     """Load a checkpoint into model, optimizer and history; (epoch, step in epoch)."""
+    import json
+
     from .serialization import load
 
     saved = load(path)
