@@ -25,6 +25,19 @@
 #define TG_REF_DEC(p) __atomic_sub_fetch((p), 1, __ATOMIC_ACQ_REL)
 #endif
 
+/* ------------------------------------------------------------------ the allocator */
+
+/* Every allocation of the core goes through these (never malloc/calloc/realloc/free
+ * directly), so that tests can make the n-th one fail (tg_debug_fail_allocation) and
+ * check the balance of allocations and frees (tg_debug_live_allocations). Same contract
+ * as the C library's functions; tg_free(NULL) does nothing. tg_realloc of a non-NULL
+ * pointer counts as an allocation (it may fail) but not as a new live block. The
+ * counters are thread-local; off, a failure check costs one well-predicted branch. */
+void *tg_malloc(size_t size);
+void *tg_calloc(size_t count, size_t size);
+void *tg_realloc(void *p, size_t size);
+void tg_free(void *p);
+
 /* ------------------------------------------------------------------ storage & tensor */
 
 typedef struct tg_storage {

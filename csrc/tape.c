@@ -61,7 +61,7 @@ int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c)
 }
 
 tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tensor *c) {
-    tg_node *n = calloc(1, sizeof *n);
+    tg_node *n = tg_calloc(1, sizeof *n);
     if (!n) {
         tg_fail(TG_ERR_NOMEM, "%s: out of memory recording the op", tg_op_table[op].name);
         return NULL;
@@ -98,7 +98,7 @@ static void node_drop_tensors(tg_node *n) {
 static void node_release(tg_node *n) {
     if (TG_REF_DEC(&n->refcount) > 0) return;
     node_drop_tensors(n);
-    free(n);
+    tg_free(n);
 }
 
 /* ------------------------------------------------------------------ backward */
@@ -149,11 +149,11 @@ static tg_status check_versions(const tg_node *n) {
 /* Reverse post-order of the records reachable from root, each retained. */
 static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out) {
     int64_t cap = 64, count = 0, depth_cap = 64, depth = 0;
-    tg_node **order = malloc((size_t)cap * sizeof *order);
+    tg_node **order = tg_malloc((size_t)cap * sizeof *order);
     struct frame {
         tg_node *node;
         int next;
-    } *stack = malloc((size_t)depth_cap * sizeof *stack);
+    } *stack = tg_malloc((size_t)depth_cap * sizeof *stack);
     tg_status st = TG_OK;
     if (!order || !stack) {
         st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
@@ -175,7 +175,7 @@ static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out
             tg_tensor *in = f->node->inputs[f->next++];
             if (in && in->node && in->requires_grad && !in->node->mark) {
                 if (depth == depth_cap) {
-                    void *grown = realloc(stack, (size_t)depth_cap * 2 * sizeof *stack);
+                    void *grown = tg_realloc(stack, (size_t)depth_cap * 2 * sizeof *stack);
                     if (!grown) {
                         st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
                         goto done;
@@ -189,7 +189,7 @@ static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out
             continue;
         }
         if (count == cap) {
-            void *grown = realloc(order, (size_t)cap * 2 * sizeof *order);
+            void *grown = tg_realloc(order, (size_t)cap * 2 * sizeof *order);
             if (!grown) {
                 st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
                 goto done;
@@ -205,10 +205,10 @@ done:
     /* Clear marks of everything visited (ordered or still on the stack). */
     for (int64_t i = 0; i < count; i++) order[i]->mark = 0;
     for (int64_t i = 0; i < depth; i++) stack[i].node->mark = 0;
-    free(stack);
+    tg_free(stack);
     if (st != TG_OK) {
         for (int64_t i = 0; i < count; i++) node_release(order[i]);
-        free(order);
+        tg_free(order);
         return st;
     }
     *order_out = order;
@@ -379,6 +379,6 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
         }
     }
     for (int64_t i = 0; i < count; i++) node_release(order[i]);
-    free(order);
+    tg_free(order);
     return st;
 }

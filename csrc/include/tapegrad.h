@@ -380,6 +380,29 @@ void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t
                        int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
                        int64_t ldc, int accumulate);
 
+/* ---------------------------------------------------------------- allocation-failure tests
+ *
+ * Test-only switches, compiled into every build and off by default (then an allocation
+ * costs one extra well-predicted branch and two thread-local increments). Every heap
+ * allocation of the core goes through one counting allocator; the counters and the
+ * switch are per thread and see only allocations made on the calling thread (the
+ * kernels' worker threads are not counted, and what they allocate falls back when it
+ * fails). A failed allocation is reported as TG_ERR_NOMEM (Python: MemoryError) and
+ * leaves every object as it was before the call, except where a function documents
+ * otherwise; where a failure cannot be reported (a gemm packing buffer, the kernels'
+ * thread pool, the release stack) the core falls back to a slower correct path.
+ *
+ * tg_debug_fail_allocation(n): the n-th allocation from now on this thread fails (one
+ * failure, then the switch is off again); n <= 0 turns the switch off.
+ * tg_debug_allocations(): allocations attempted on this thread so far (count a
+ * step's allocations, then sweep n = 1..count).
+ * tg_debug_live_allocations(): blocks allocated minus blocks freed by this thread. It
+ * proves "leaks nothing" when one thread makes and frees the objects (a block freed by
+ * another thread is counted there). */
+void tg_debug_fail_allocation(int64_t n);
+int64_t tg_debug_allocations(void);
+int64_t tg_debug_live_allocations(void);
+
 #ifdef __cplusplus
 }
 #endif
