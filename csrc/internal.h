@@ -128,7 +128,12 @@ struct tg_node {
     tg_tensor *grad; /* gradient of the output, accumulated during backward */
     int released;    /* backward ran without retain_graph */
     int64_t versions[TG_NODE_MAX_INPUTS]; /* inputs' storage versions when recorded */
-    int mark;        /* scratch for graph traversal */
+    /* The running backward that holds this record (an address unique to it), 0 when
+     * none: a backward claims every record it reaches with a compare-and-swap, which also
+     * marks it visited, and lets go of all of them when it ends. A backward that finds a
+     * record claimed by another thread's backward fails (TG_ERR_STATE) instead of sharing
+     * the record's gradient buffer and traversal state with it. */
+    uintptr_t claim;
 };
 
 /* Backward of one op: reads node->grad and adds into the inputs' gradient slots. */
