@@ -156,24 +156,24 @@ static tg_status check_versions(const tg_node *n) {
  * cleanly, after letting go of its own claims. */
 
 #if defined(_MSC_VER) && !defined(__clang__)
-#define TG_CLAIM_CAS(p, expected, desired)                                                 \
-    ((uintptr_t)_InterlockedCompareExchange64((volatile long long *)(p), (long long)(desired), \
-                                              (long long)*(expected)) == *(expected)          \
-         ? 1                                                                                \
-         : (*(expected) = (uintptr_t) * (volatile long long *)(p), 0))
 #define TG_CLAIM_FREE(p) ((void)_InterlockedExchange64((volatile long long *)(p), 0))
 #else
-#define TG_CLAIM_CAS(p, expected, desired)                                                  \
-    __atomic_compare_exchange_n((p), (expected), (desired), 0, __ATOMIC_ACQUIRE,            \
-                                __ATOMIC_ACQUIRE)
 #define TG_CLAIM_FREE(p) __atomic_store_n((p), (uintptr_t)0, __ATOMIC_RELEASE)
 #endif
 
 enum { CLAIM_NEW, CLAIM_MINE, CLAIM_OTHER };
 
 static int claim_node(tg_node *n, uintptr_t token) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    uintptr_t seen = (uintptr_t)_InterlockedCompareExchange64((volatile long long *)&n->claim,
+                                                              (long long)token, 0);
+    if (seen == 0) return CLAIM_NEW;
+#else
     uintptr_t seen = 0;
-    if (TG_CLAIM_CAS(&n->claim, &seen, token)) return CLAIM_NEW;
+    if (__atomic_compare_exchange_n(&n->claim, &seen, token, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_ACQUIRE))
+        return CLAIM_NEW;
+#endif
     return seen == token ? CLAIM_MINE : CLAIM_OTHER;
 }
 
