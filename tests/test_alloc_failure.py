@@ -335,3 +335,30 @@ def test_release_of_a_wide_graph_without_memory_for_its_stack():
     finally:
         lib.tg_debug_fail_allocation(0)
     assert _live(collect=True) == base
+
+
+def test_switch_and_counters_are_per_thread():
+    """The countdown armed on one thread does not fail another thread's allocations, and
+    each thread counts its own."""
+    import threading
+
+    seen = {}
+
+    def other():
+        before = lib.tg_debug_allocations()
+        t = tg.ones(4)
+        seen["allocs"] = lib.tg_debug_allocations() - before
+        seen["value"] = float(t.sum().item())
+
+    lib.tg_debug_fail_allocation(1)
+    try:
+        before = lib.tg_debug_allocations()
+        th = threading.Thread(target=other)
+        th.start()
+        th.join()
+        assert lib.tg_debug_allocations() == before  # the other thread's were not ours
+        with pytest.raises(MemoryError):  # still armed here
+            tg.ones(4)
+    finally:
+        lib.tg_debug_fail_allocation(0)
+    assert seen["allocs"] > 0 and seen["value"] == 4.0
