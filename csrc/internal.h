@@ -25,6 +25,19 @@
 #define TG_REF_DEC(p) __atomic_sub_fetch((p), 1, __ATOMIC_ACQ_REL)
 #endif
 
+/* ------------------------------------------------------------------ the allocator */
+
+/* Every allocation of the core goes through these (never malloc/calloc/realloc/free
+ * directly), so that tests can make the n-th one fail (tg_debug_fail_allocation) and
+ * check the balance of allocations and frees (tg_debug_live_allocations). Same contract
+ * as the C library's functions; tg_free(NULL) does nothing. tg_realloc of a non-NULL
+ * pointer counts as an allocation (it may fail) but not as a new live block. The
+ * counters are thread-local; off, a failure check costs one well-predicted branch. */
+void *tg_malloc(size_t size);
+void *tg_calloc(size_t count, size_t size);
+void *tg_realloc(void *p, size_t size);
+void tg_free(void *p);
+
 /* ------------------------------------------------------------------ storage & tensor */
 
 typedef struct tg_storage {
@@ -115,7 +128,12 @@ struct tg_node {
     tg_tensor *grad; /* gradient of the output, accumulated during backward */
     int released;    /* backward ran without retain_graph */
     int64_t versions[TG_NODE_MAX_INPUTS]; /* inputs' storage versions when recorded */
-    int mark;        /* scratch for graph traversal */
+    /* The running backward that holds this record (an address unique to it), 0 when
+     * none: a backward claims every record it reaches with a compare-and-swap, which also
+     * marks it visited, and lets go of all of them when it ends. A backward that finds a
+     * record claimed by another thread's backward fails (TG_ERR_STATE) instead of sharing
+     * the record's gradient buffer and traversal state with it. */
+    uintptr_t claim;
 };
 
 /* Backward of one op: reads node->grad and adds into the inputs' gradient slots. */

@@ -37,20 +37,20 @@ static tg_optim *optim_alloc(const char *name, tg_tensor **params, int64_t n, op
             return NULL;
         }
     }
-    tg_optim *o = calloc(1, sizeof *o);
+    tg_optim *o = tg_calloc(1, sizeof *o);
     if (o) {
-        o->params = calloc((size_t)n, sizeof *o->params);
-        o->state0 = calloc((size_t)n, sizeof *o->state0);
-        o->state1 = calloc((size_t)n, sizeof *o->state1);
-        o->param_steps = calloc((size_t)n, sizeof *o->param_steps);
+        o->params = tg_calloc((size_t)n, sizeof *o->params);
+        o->state0 = tg_calloc((size_t)n, sizeof *o->state0);
+        o->state1 = tg_calloc((size_t)n, sizeof *o->state1);
+        o->param_steps = tg_calloc((size_t)n, sizeof *o->param_steps);
     }
     if (!o || !o->params || !o->state0 || !o->state1 || !o->param_steps) {
         if (o) {
-            free(o->params);
-            free(o->state0);
-            free(o->state1);
-            free(o->param_steps);
-            free(o);
+            tg_free(o->params);
+            tg_free(o->state0);
+            tg_free(o->state1);
+            tg_free(o->param_steps);
+            tg_free(o);
         }
         tg_fail(TG_ERR_NOMEM, "%s: out of memory", name);
         return NULL;
@@ -131,11 +131,11 @@ void tg_optim_free(tg_optim *o) {
         tg_tensor_release(o->state0[i]);
         tg_tensor_release(o->state1[i]);
     }
-    free(o->params);
-    free(o->state0);
-    free(o->state1);
-    free(o->param_steps);
-    free(o);
+    tg_free(o->params);
+    tg_free(o->state0);
+    tg_free(o->state1);
+    tg_free(o->param_steps);
+    tg_free(o);
 }
 
 /* p -= lr * d, where (PyTorch's order of operations):
@@ -195,20 +195,64 @@ void tg_optim_free(tg_optim *o) {
         }                                                                                  \
     } while (0)
 
-/* Update parameter i, which has a gradient (its grad lock is held). */
-static tg_status update_param(tg_optim *o, int64_t i) {
+/* What a step allocates, made before any parameter changes (so a failed allocation
+ * leaves every parameter and state as it was): missing state buffers, and copies of
+ * gradients that share storage with the parameter or a state buffer. */
+typedef struct {
+    tg_tensor *state0, *state1; /* fresh state buffers for a parameter without state */
+    tg_tensor *copy;            /* a copy of the gradient seen in the first pass */
+    const tg_tensor *grad;      /* that gradient (a copy is used only if it is unchanged) */
+} step_prep;
+
+static int grad_aliases(const tg_optim *o, int64_t i, const tg_tensor *grad) {
+    const tg_storage *gs = grad->storage;
+    return gs == o->params[i]->storage || (o->state0[i] && gs == o->state0[i]->storage) ||
+           (o->state1[i] && gs == o->state1[i]->storage);
+}
+
+/* Allocate what parameter i's update needs (its grad lock is held). */
+static tg_status prepare_param(const tg_optim *o, int64_t i, step_prep *pp) {
+    tg_tensor *param = o->params[i];
+    if (o->kind == OPTIM_SGD) {
+        if (o->momentum != 0 && !o->state0[i]) {
+            pp->state0 = tg_tensor_new_like(param, 0);
+            if (!pp->state0) return TG_ERR_NOMEM;
+        }
+    } else {
+        if (!o->state0[i]) {
+            pp->state0 = tg_tensor_new_like(param, 1);
+            if (!pp->state0) return TG_ERR_NOMEM;
+        }
+        if (!o->state1[i]) {
+            pp->state1 = tg_tensor_new_like(param, 1);
+            if (!pp->state1) return TG_ERR_NOMEM;
+        }
+    }
+    if (grad_aliases(o, i, param->grad)) {
+        pp->copy = tg_clone_data(param->grad);
+        if (!pp->copy) return TG_ERR_NOMEM;
+    }
+    pp->grad = param->grad;
+    return TG_OK;
+}
+
+/* Update parameter i, which has a gradient (its grad lock is held); pp holds what
+ * prepare_param allocated, and is emptied of what the optimizer takes over. */
+static tg_status update_param(tg_optim *o, int64_t i, step_prep *pp) {
     tg_tensor *param = o->params[i];
     /* The kernels take restrict pointers: a gradient that shares storage with the
      * parameter (w.grad = w.detach(), which PyTorch accepts) or with a state buffer is
      * read from a copy. */
     const tg_tensor *grad = param->grad;
     tg_tensor *copy = NULL;
-    const tg_storage *gs = grad->storage;
-    if (gs == param->storage || (o->state0[i] && gs == o->state0[i]->storage) ||
-        (o->state1[i] && gs == o->state1[i]->storage)) {
-        copy = tg_clone_data(grad);
-        if (!copy) return TG_ERR_NOMEM;
-        grad = copy;
+    if (grad_aliases(o, i, grad)) {
+        if (pp->copy && pp->grad == grad) {
+            grad = pp->copy;
+        } else { /* the gradient was replaced since the first pass (another thread) */
+            copy = tg_clone_data(grad);
+            if (!copy) return TG_ERR_NOMEM;
+            grad = copy;
+        }
     }
     tg_status st = TG_OK;
     if (o->kind == OPTIM_SGD) {
@@ -216,7 +260,8 @@ static tg_status update_param(tg_optim *o, int64_t i) {
         int first = 0;
         if (o->momentum != 0) {
             if (!o->state0[i]) {
-                o->state0[i] = tg_tensor_new_like(param, 0);
+                o->state0[i] = pp->state0 ? pp->state0 : tg_tensor_new_like(param, 0);
+                pp->state0 = NULL;
                 if (!o->state0[i]) {
                     st = TG_ERR_NOMEM;
                     goto done;
@@ -228,8 +273,14 @@ static tg_status update_param(tg_optim *o, int64_t i) {
         if (param->dtype == TG_FLOAT32) SGD_UPDATE(float);
         else SGD_UPDATE(double);
     } else {
-        if (!o->state0[i]) o->state0[i] = tg_tensor_new_like(param, 1);
-        if (!o->state1[i]) o->state1[i] = tg_tensor_new_like(param, 1);
+        if (!o->state0[i]) {
+            o->state0[i] = pp->state0 ? pp->state0 : tg_tensor_new_like(param, 1);
+            pp->state0 = NULL;
+        }
+        if (!o->state1[i]) {
+            o->state1[i] = pp->state1 ? pp->state1 : tg_tensor_new_like(param, 1);
+            pp->state1 = NULL;
+        }
         if (!o->state0[i] || !o->state1[i]) {
             st = TG_ERR_NOMEM;
             goto done;
@@ -243,8 +294,44 @@ done:
     return st;
 }
 
+static void release_prep(step_prep *prep, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        tg_tensor_release(prep[i].state0);
+        tg_tensor_release(prep[i].state1);
+        tg_tensor_release(prep[i].copy);
+    }
+    tg_free(prep);
+}
+
 tg_status tg_optim_step(tg_optim *o) {
     if (!o) return tg_fail(TG_ERR_ARG, "optimizer step: optimizer is NULL");
+    /* First pass: does any parameter with a gradient need an allocation? (Only the first
+     * step, and aliased gradients: a steady-state step allocates nothing.) */
+    int need = 0;
+    for (int64_t i = 0; i < o->n && !need; i++) {
+        tg_tensor *param = o->params[i];
+        tg_grad_lock(param);
+        if (param->grad)
+            need = (o->kind == OPTIM_SGD ? o->momentum != 0 && !o->state0[i]
+                                         : !o->state0[i] || !o->state1[i]) ||
+                   grad_aliases(o, i, param->grad);
+        tg_grad_unlock(param);
+    }
+    step_prep *prep = NULL;
+    if (need) {
+        prep = tg_calloc((size_t)o->n, sizeof *prep);
+        if (!prep) return tg_fail(TG_ERR_NOMEM, "optimizer step: out of memory");
+        for (int64_t i = 0; i < o->n; i++) {
+            tg_tensor *param = o->params[i];
+            tg_grad_lock(param);
+            tg_status st = param->grad ? prepare_param(o, i, &prep[i]) : TG_OK;
+            tg_grad_unlock(param);
+            if (st != TG_OK) {
+                release_prep(prep, o->n);
+                return st;
+            }
+        }
+    }
     for (int64_t i = 0; i < o->n; i++) {
         tg_tensor *param = o->params[i];
         /* The gradient is read under its lock: another thread's backward may be adding
@@ -252,12 +339,17 @@ tg_status tg_optim_step(tg_optim *o) {
         tg_grad_lock(param);
         tg_status st = TG_OK;
         if (param->grad) {
-            tg_bump_version(param); /* an in-place update, as PyTorch counts it */
-            st = update_param(o, i);
+            step_prep empty = {0};
+            st = update_param(o, i, prep ? &prep[i] : &empty);
+            if (st == TG_OK) tg_bump_version(param); /* an in-place update, as PyTorch counts it */
         }
         tg_grad_unlock(param);
-        if (st != TG_OK) return st;
+        if (st != TG_OK) {
+            if (prep) release_prep(prep, o->n);
+            return st;
+        }
     }
+    if (prep) release_prep(prep, o->n);
     o->steps++;
     return TG_OK;
 }

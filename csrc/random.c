@@ -39,7 +39,7 @@ void tg_rng_seed(tg_rng *r, uint64_t seed) {
 }
 
 tg_rng *tg_rng_new(uint64_t seed) {
-    tg_rng *r = malloc(sizeof *r);
+    tg_rng *r = tg_malloc(sizeof *r);
     if (!r) {
         tg_fail(TG_ERR_NOMEM, "rng: out of memory");
         return NULL;
@@ -48,7 +48,7 @@ tg_rng *tg_rng_new(uint64_t seed) {
     return r;
 }
 
-void tg_rng_free(tg_rng *r) { free(r); }
+void tg_rng_free(tg_rng *r) { tg_free(r); }
 
 tg_tensor *tg_rand(tg_rng *r, tg_dtype dtype, int ndim, const int64_t *shape, double low,
                    double high) {

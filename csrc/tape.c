@@ -61,7 +61,7 @@ int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c)
 }
 
 tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tensor *c) {
-    tg_node *n = calloc(1, sizeof *n);
+    tg_node *n = tg_calloc(1, sizeof *n);
     if (!n) {
         tg_fail(TG_ERR_NOMEM, "%s: out of memory recording the op", tg_op_table[op].name);
         return NULL;
@@ -98,7 +98,7 @@ static void node_drop_tensors(tg_node *n) {
 static void node_release(tg_node *n) {
     if (TG_REF_DEC(&n->refcount) > 0) return;
     node_drop_tensors(n);
-    free(n);
+    tg_free(n);
 }
 
 /* ------------------------------------------------------------------ backward */
@@ -146,20 +146,64 @@ static tg_status check_versions(const tg_node *n) {
     return TG_OK;
 }
 
-/* Reverse post-order of the records reachable from root, each retained. */
-static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out) {
+/* ------------------------------------------------------------------ claims
+ *
+ * A backward owns the records it runs through: their gradient buffers (node->grad) and
+ * traversal state would be shared with a second backward running at the same time
+ * through a common part of the graph (lost updates, a double free). Each record is
+ * claimed by compare-and-swap (0 -> this backward's token); a record already claimed by
+ * this backward is visited; one claimed by another running backward makes this one fail
+ * cleanly, after letting go of its own claims. */
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define TG_CLAIM_FREE(p) ((void)_InterlockedExchange64((volatile long long *)(p), 0))
+#else
+#define TG_CLAIM_FREE(p) __atomic_store_n((p), (uintptr_t)0, __ATOMIC_RELEASE)
+#endif
+
+enum { CLAIM_NEW, CLAIM_MINE, CLAIM_OTHER };
+
+static int claim_node(tg_node *n, uintptr_t token) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    uintptr_t seen = (uintptr_t)_InterlockedCompareExchange64((volatile long long *)&n->claim,
+                                                              (long long)token, 0);
+    if (seen == 0) return CLAIM_NEW;
+#else
+    uintptr_t seen = 0;
+    if (__atomic_compare_exchange_n(&n->claim, &seen, token, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_ACQUIRE))
+        return CLAIM_NEW;
+#endif
+    return seen == token ? CLAIM_MINE : CLAIM_OTHER;
+}
+
+static tg_status claimed_by_other(const tg_node *n) {
+    return tg_fail(TG_ERR_STATE,
+                   "backward: this graph is in use by another thread's backward (the record "
+                   "of '%s' is being run through by it); run backward through a shared graph "
+                   "from one thread at a time",
+                   tg_op_table[n->op].name);
+}
+
+/* Reverse post-order of the records reachable from root, each retained and claimed by
+ * token (on failure: none retained, no claim kept). */
+static tg_status collect(tg_node *root, uintptr_t token, tg_node ***order_out,
+                         int64_t *count_out) {
     int64_t cap = 64, count = 0, depth_cap = 64, depth = 0;
-    tg_node **order = malloc((size_t)cap * sizeof *order);
+    tg_node **order = tg_malloc((size_t)cap * sizeof *order);
     struct frame {
         tg_node *node;
         int next;
-    } *stack = malloc((size_t)depth_cap * sizeof *stack);
+    } *stack = tg_malloc((size_t)depth_cap * sizeof *stack);
     tg_status st = TG_OK;
     if (!order || !stack) {
         st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
         goto done;
     }
-    root->mark = 1;
+    if (claim_node(root, token) != CLAIM_NEW) {
+        st = claimed_by_other(root);
+        goto done;
+    }
     stack[depth++] = (struct frame){root, 0};
     while (depth > 0) {
         struct frame *f = &stack[depth - 1];
@@ -173,9 +217,9 @@ static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out
         }
         if (f->next < f->node->n_inputs) {
             tg_tensor *in = f->node->inputs[f->next++];
-            if (in && in->node && in->requires_grad && !in->node->mark) {
-                if (depth == depth_cap) {
-                    void *grown = realloc(stack, (size_t)depth_cap * 2 * sizeof *stack);
+            if (in && in->node && in->requires_grad) {
+                if (depth == depth_cap) { /* room first: a claimed record is always stacked */
+                    void *grown = tg_realloc(stack, (size_t)depth_cap * 2 * sizeof *stack);
                     if (!grown) {
                         st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
                         goto done;
@@ -183,13 +227,17 @@ static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out
                     stack = grown;
                     depth_cap *= 2;
                 }
-                in->node->mark = 1;
-                stack[depth++] = (struct frame){in->node, 0};
+                int c = claim_node(in->node, token);
+                if (c == CLAIM_OTHER) {
+                    st = claimed_by_other(in->node);
+                    goto done;
+                }
+                if (c == CLAIM_NEW) stack[depth++] = (struct frame){in->node, 0};
             }
             continue;
         }
         if (count == cap) {
-            void *grown = realloc(order, (size_t)cap * 2 * sizeof *order);
+            void *grown = tg_realloc(order, (size_t)cap * 2 * sizeof *order);
             if (!grown) {
                 st = tg_fail(TG_ERR_NOMEM, "backward: out of memory");
                 goto done;
@@ -202,13 +250,15 @@ static tg_status collect(tg_node *root, tg_node ***order_out, int64_t *count_out
         depth--;
     }
 done:
-    /* Clear marks of everything visited (ordered or still on the stack). */
-    for (int64_t i = 0; i < count; i++) order[i]->mark = 0;
-    for (int64_t i = 0; i < depth; i++) stack[i].node->mark = 0;
-    free(stack);
+    if (st != TG_OK) /* let go of the claimed records still on the stack */
+        for (int64_t i = 0; i < depth; i++) TG_CLAIM_FREE(&stack[i].node->claim);
+    tg_free(stack);
     if (st != TG_OK) {
-        for (int64_t i = 0; i < count; i++) node_release(order[i]);
-        free(order);
+        for (int64_t i = 0; i < count; i++) {
+            TG_CLAIM_FREE(&order[i]->claim);
+            node_release(order[i]);
+        }
+        tg_free(order);
         return st;
     }
     *order_out = order;
@@ -346,7 +396,11 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
 
     tg_node **order = NULL;
     int64_t count = 0;
-    tg_status st = collect(root->node, &order, &count);
+    /* This backward's claim token: the address of a local, unique among the backwards
+     * running at the same time. */
+    char token_site;
+    const uintptr_t token = (uintptr_t)&token_site;
+    tg_status st = collect(root->node, token, &order, &count);
     if (st != TG_OK) {
         tg_tensor_release(seed);
         return st;
@@ -378,7 +432,10 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
             n->released = 1;
         }
     }
-    for (int64_t i = 0; i < count; i++) node_release(order[i]);
-    free(order);
+    for (int64_t i = 0; i < count; i++) {
+        TG_CLAIM_FREE(&order[i]->claim);
+        node_release(order[i]);
+    }
+    tg_free(order);
     return st;
 }

@@ -43,6 +43,60 @@ const char *tg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
     return buf;
 }
 
+/* ------------------------------------------------------------------ the allocator
+ *
+ * Thread-local counters, so threads never share them (no global mutable state) and a
+ * test's countdown only affects allocations made on its own thread (a gemm worker's
+ * packing buffer is made on the worker: never injected, and it falls back anyway). */
+
+static _Thread_local int64_t alloc_fail_in = 0; /* allocations until a failure; 0 = off */
+static _Thread_local int64_t alloc_count = 0;   /* allocations attempted on this thread */
+static _Thread_local int64_t alloc_live = 0;    /* blocks allocated minus blocks freed */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define TG_UNLIKELY(x) (x)
+#endif
+
+/* Counts one allocation; whether it is the one to fail. */
+static inline int alloc_injected_failure(void) {
+    alloc_count++;
+    if (TG_UNLIKELY(alloc_fail_in != 0)) return --alloc_fail_in == 0;
+    return 0;
+}
+
+void *tg_malloc(size_t size) {
+    if (alloc_injected_failure()) return NULL;
+    void *p = malloc(size);
+    if (p) alloc_live++;
+    return p;
+}
+
+void *tg_calloc(size_t count, size_t size) {
+    if (alloc_injected_failure()) return NULL;
+    void *p = calloc(count, size);
+    if (p) alloc_live++;
+    return p;
+}
+
+void *tg_realloc(void *p, size_t size) {
+    if (alloc_injected_failure()) return NULL;
+    void *q = realloc(p, size);
+    if (q && !p) alloc_live++;
+    return q;
+}
+
+void tg_free(void *p) {
+    if (!p) return;
+    alloc_live--;
+    free(p);
+}
+
+void tg_debug_fail_allocation(int64_t n) { alloc_fail_in = n > 0 ? n : 0; }
+int64_t tg_debug_allocations(void) { return alloc_count; }
+int64_t tg_debug_live_allocations(void) { return alloc_live; }
+
 /* ------------------------------------------------------------------ dtypes */
 
 size_t tg_dtype_size(tg_dtype dtype) {
@@ -168,14 +222,14 @@ tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape, int zer
                 nbytes, phys);
         return NULL;
     }
-    tg_tensor *t = malloc(sizeof *t);
-    tg_storage *s = malloc(sizeof *s);
+    tg_tensor *t = tg_malloc(sizeof *t);
+    tg_storage *s = tg_malloc(sizeof *s);
     /* Allocate at least one element so data is never NULL. */
-    void *data = zero ? calloc(nbytes ? nbytes : elsize, 1) : malloc(nbytes ? nbytes : elsize);
+    void *data = zero ? tg_calloc(nbytes ? nbytes : elsize, 1) : tg_malloc(nbytes ? nbytes : elsize);
     if (!t || !s || !data) {
-        free(t);
-        free(s);
-        free(data);
+        tg_free(t);
+        tg_free(s);
+        tg_free(data);
         char buf[TG_SHAPE_BUF];
         tg_fail(TG_ERR_NOMEM, "tensor: out of memory allocating %zu bytes for shape %s (%s)",
                 nbytes, tg_shape_str(ndim, shape, buf, sizeof buf), tg_dtype_name(dtype));
@@ -201,7 +255,7 @@ tg_tensor *tg_tensor_new_like(const tg_tensor *t, int zero) {
 }
 
 tg_tensor *tg_tensor_view(tg_tensor *t, int ndim, const int64_t *shape) {
-    tg_tensor *v = malloc(sizeof *v);
+    tg_tensor *v = tg_malloc(sizeof *v);
     if (!v) {
         tg_fail(TG_ERR_NOMEM, "view: out of memory");
         return NULL;
@@ -311,13 +365,13 @@ static int free_tensor(tg_tensor *x, tg_tensor **children) {
             if (n->inputs[i]) children[k++] = n->inputs[i];
         if (n->saved) children[k++] = n->saved;
         if (n->grad) children[k++] = n->grad;
-        free(n);
+        tg_free(n);
     }
     if (TG_REF_DEC(&x->storage->refcount) == 0) {
-        free(x->storage->data);
-        free(x->storage);
+        tg_free(x->storage->data);
+        tg_free(x->storage);
     }
-    free(x);
+    tg_free(x);
     return k;
 }
 
@@ -337,21 +391,21 @@ void tg_tensor_release(tg_tensor *t) {
         int k = free_tensor(x, children);
         for (int i = 0; i < k; i++) {
             if (top == cap) {
-                tg_tensor **grown = malloc((size_t)cap * 2 * sizeof *grown);
+                tg_tensor **grown = tg_malloc((size_t)cap * 2 * sizeof *grown);
                 if (!grown) {
                     /* No memory for a bigger stack: release this child recursively. */
                     tg_tensor_release(children[i]);
                     continue;
                 }
                 memcpy(grown, stack, (size_t)top * sizeof *grown);
-                if (stack != local) free(stack);
+                if (stack != local) tg_free(stack);
                 stack = grown;
                 cap *= 2;
             }
             stack[top++] = children[i];
         }
     }
-    if (stack != local) free(stack);
+    if (stack != local) tg_free(stack);
 }
 
 /* ------------------------------------------------------------------ grad locks */

@@ -39,8 +39,13 @@
  *    (a dataset, constants) may be shared by threads building graphs at once. A leaf's
  *    gradient has a lock in the tensor: threads may run backward into shared leaves
  *    (each backward's contribution lands whole) while others read, replace or zero
- *    their grads. The records of a graph belong to one thread at a time, and writing a
- *    tensor's data while another thread reads it is the caller's race (as in PyTorch).
+ *    their grads. The records of a graph belong to one backward at a time: a backward
+ *    claims (atomically) every record it runs through and lets go when it returns, and
+ *    a backward that reaches a record claimed by another thread's running backward (a
+ *    shared h = w * 2 feeding both threads' losses) fails with TG_ERR_STATE "this graph
+ *    is in use by another thread's backward", letting go of its own claims and adding
+ *    nothing to any gradient; it may simply be retried. Writing a tensor's data while
+ *    another thread reads it is the caller's race (as in PyTorch).
  *  - All tensors are C-contiguous, row-major. Results are deterministic: every
  *    reduction has a fixed order that does not depend on the thread count.
  *
@@ -302,7 +307,10 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
 /* Run backward from root. grad: the gradient of root (same shape and dtype), or NULL
  * for a one-element root (ones); it is copied first, so it may be a gradient this
  * backward adds into. A root with more than one element and no grad: TG_ERR_STATE. A
- * root that does not require grad: TG_ERR_STATE. */
+ * root that does not require grad: TG_ERR_STATE. A record in use by another thread's
+ * running backward: TG_ERR_STATE (see Conventions). A failure after some records ran
+ * (TG_ERR_NOMEM) leaves their contributions in the gradients; with retain_graph the
+ * graph stays usable (zero the gradients and run backward again). */
 tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph);
 
 /* ---------------------------------------------------------------- optimizers */
@@ -379,6 +387,29 @@ void tg_gemm_naive_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t 
 void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
                        int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
                        int64_t ldc, int accumulate);
+
+/* ---------------------------------------------------------------- allocation-failure tests
+ *
+ * Test-only switches, compiled into every build and off by default (then an allocation
+ * costs one extra well-predicted branch and two thread-local increments). Every heap
+ * allocation of the core goes through one counting allocator; the counters and the
+ * switch are per thread and see only allocations made on the calling thread (the
+ * kernels' worker threads are not counted, and what they allocate falls back when it
+ * fails). A failed allocation is reported as TG_ERR_NOMEM (Python: MemoryError) and
+ * leaves every object as it was before the call, except where a function documents
+ * otherwise; where a failure cannot be reported (a gemm packing buffer, the kernels'
+ * thread pool, the release stack) the core falls back to a slower correct path.
+ *
+ * tg_debug_fail_allocation(n): the n-th allocation from now on this thread fails (one
+ * failure, then the switch is off again); n <= 0 turns the switch off.
+ * tg_debug_allocations(): allocations attempted on this thread so far (count a
+ * step's allocations, then sweep n = 1..count).
+ * tg_debug_live_allocations(): blocks allocated minus blocks freed by this thread. It
+ * proves "leaks nothing" when one thread makes and frees the objects (a block freed by
+ * another thread is counted there). */
+void tg_debug_fail_allocation(int64_t n);
+int64_t tg_debug_allocations(void);
+int64_t tg_debug_live_allocations(void);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,8 @@
  * against tg_gemm_naive_* within the error bound of tests/bounds.py, the same bits for 1, 2
  * and 3 threads, and the same bits at the AVX2 and AVX-512 levels.
  *
- * Reference build line for this directory alone (the package builds all of csrc/ at once):
+ * Reference build line for this directory alone (the package builds all of csrc/ at once;
+ * linking needs tg_malloc/tg_calloc/tg_free from csrc/tensor.c):
  *   gcc -std=c11 -O3 -Wall -Wextra -fPIC -pthread -Icsrc/include \
  *       -c csrc/kernels/gemm.c csrc/kernels/gemm_avx2.c csrc/kernels/gemm_avx512.c
  */
@@ -28,6 +29,14 @@
 
 #include "tapegrad.h"
 #include "gemm_internal.h"
+
+/* The core's counting allocator (tensor.c, declared in internal.h): packing buffers and
+ * the worker pool go through it like every other allocation, so allocation-failure tests
+ * reach them. A failed packing buffer falls back to the unpacked loop; a failed pool runs
+ * every strip on the calling thread. */
+void *tg_malloc(size_t size);
+void *tg_calloc(size_t count, size_t size);
+void tg_free(void *p);
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define GEMM_HAVE_X86_KERNELS 1
@@ -254,7 +263,7 @@ static void pool_destroy(gemm_pool *pool) {
     pthread_cond_destroy(&pool->done_cv);
     pthread_cond_destroy(&pool->work_cv);
     pthread_mutex_destroy(&pool->mu);
-    free(pool);
+    tg_free(pool);
 }
 
 static void pool_key_destructor(void *p) {
@@ -266,7 +275,7 @@ static void pool_key_destructor(void *p) {
 static void pool_key_init(void) { pool_key_ok = pthread_key_create(&pool_key, pool_key_destructor) == 0; }
 
 static gemm_pool *pool_create(void) {
-    gemm_pool *pool = calloc(1, sizeof *pool);
+    gemm_pool *pool = tg_calloc(1, sizeof *pool);
     if (!pool) return NULL;
     if (pthread_mutex_init(&pool->mu, NULL) != 0) goto fail0;
     if (pthread_cond_init(&pool->work_cv, NULL) != 0) goto fail1;
@@ -283,7 +292,7 @@ fail2:
 fail1:
     pthread_mutex_destroy(&pool->mu);
 fail0:
-    free(pool);
+    tg_free(pool);
     return NULL;
 }
 

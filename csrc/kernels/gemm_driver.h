@@ -151,7 +151,7 @@ static int GEMM_NAME(gemm_packed)(const GEMM_NAME(gemm_kernel) *kern, int64_t M,
     if (!work && work_len <= STACK_ELEMS) {
         work = stack_buf;
     } else if (!work) {
-        heap = malloc(work_len * sizeof(GEMM_T) + 64);
+        heap = tg_malloc(work_len * sizeof(GEMM_T) + 64);
         if (!heap) return -1;
         work = (GEMM_T *)(((uintptr_t)heap + 63) & ~(uintptr_t)63);
     }
@@ -171,7 +171,7 @@ static int GEMM_NAME(gemm_packed)(const GEMM_NAME(gemm_kernel) *kern, int64_t M,
             }
         }
     }
-    free(heap);
+    tg_free(heap);
     return 0;
 }
 
@@ -377,7 +377,7 @@ void GEMM_NAME(tg_gemm_at_level)(int level, int64_t M, int64_t N, int64_t K, con
         size_t total = 0;
         for (int s = 0; s < plan.nstrips; s++)
             total += GEMM_NAME(pack_workspace)(kern, strips[s].M, strips[s].N, K, NULL);
-        heap = malloc(total * sizeof(GEMM_T) + 64);
+        heap = tg_malloc(total * sizeof(GEMM_T) + 64);
         if (heap) {
             GEMM_T *work = (GEMM_T *)(((uintptr_t)heap + 63) & ~(uintptr_t)63);
             for (int s = 0; s < plan.nstrips; s++) {
@@ -387,7 +387,7 @@ void GEMM_NAME(tg_gemm_at_level)(int level, int64_t M, int64_t N, int64_t K, con
         }
     }
     run_strips(plan.nstrips, strips, sizeof strips[0], GEMM_NAME(gemm_strip_run));
-    free(heap);
+    tg_free(heap);
 }
 
 void GEMM_NAME(tg_gemm)(int64_t M, int64_t N, int64_t K, const GEMM_T *A, int64_t lda,

@@ -68,7 +68,7 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
          * the error of float64 sums grows with len / ROW_BLOCK + ROW_BLOCK, not len.
          * Rows are read contiguously; the order is fixed, so results are deterministic. */
         enum { ROW_BLOCK = 64 };
-        double *acc = malloc((size_t)inner * 2 * sizeof *acc);
+        double *acc = tg_malloc((size_t)inner * 2 * sizeof *acc);
         if (!acc) {
             tg_tensor_release(out);
             tg_fail(TG_ERR_NOMEM, "%s: out of memory", name);
@@ -92,7 +92,7 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
                 for (int64_t i = 0; i < inner; i++) yo[i] = (T)(is_mean ? acc[i] / scale_count : acc[i]);
             }
         });
-        free(acc);
+        tg_free(acc);
     }
     if (tg_should_record(a, NULL, NULL)) {
         tg_node *n = tg_record(out, op, a, NULL, NULL);

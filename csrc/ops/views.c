@@ -233,7 +233,7 @@ tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
     const void *src_data = src->data;
     void *snapshot = NULL;
     if (src->storage == dst->storage && src_bytes) {
-        snapshot = malloc(src_bytes);
+        snapshot = tg_malloc(src_bytes);
         if (!snapshot) return tg_fail(TG_ERR_NOMEM, "copy_: out of memory");
         memcpy(snapshot, src->data, src_bytes);
         src_data = snapshot;
@@ -242,7 +242,7 @@ tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
         memcpy(dst->data, src_data, src_bytes);
     else
         convert_into(dst, src, src_data, src->numel == dst->numel ? NULL : &bc);
-    free(snapshot);
+    tg_free(snapshot);
     tg_bump_version(dst);
     return TG_OK;
 }

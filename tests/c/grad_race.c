@@ -8,6 +8,11 @@
  *   grad_race drop  thread 2 also drops / zeroes / reads the gradients: no race, and each
  *                   gradient must be uniform (every backward's contribution lands whole)
  *
+ *   grad_race shared  both threads run backward(retain_graph) through one shared graph
+ *                   (h = w * 2 feeds both losses): each call either succeeds or fails
+ *                   with TG_ERR_STATE "in use by another thread's backward"; w's
+ *                   gradient must be exactly 2 * (c1 * successes1 + c2 * successes2)
+ *
  * Prints "ok" and exits 0 on success. */
 #include "tapegrad.h"
 
@@ -96,7 +101,73 @@ static int check_grad(tg_tensor *t, double want, const char *name) {
     return bad != 0;
 }
 
+/* ------------------------------------------------------------ grad_race shared */
+
+static tg_tensor *shared_h; /* w * 2, a record both threads' losses lead through */
+
+typedef struct {
+    double c;
+    long ok, refused;
+    int failed;
+    char error[256];
+} shared_arg;
+
+static void *shared_worker(void *p) {
+    shared_arg *a = p;
+    tg_tensor *y = tg_mul_scalar(shared_h, a->c);
+    tg_tensor *loss = y ? tg_sum(y, 1, 0, 0) : NULL;
+    if (!loss) {
+        snprintf(a->error, sizeof a->error, "forward: %s", tg_last_error());
+        a->failed = 1;
+    }
+    for (int i = 0; i < ITERS && !a->failed; i++) {
+        if (tg_backward(loss, NULL, 1) == TG_OK) {
+            a->ok++;
+        } else if (tg_last_status() == TG_ERR_STATE &&
+                   strstr(tg_last_error(), "in use by another thread's backward")) {
+            a->refused++;
+        } else {
+            snprintf(a->error, sizeof a->error, "backward: %s", tg_last_error());
+            a->failed = 1;
+        }
+    }
+    tg_tensor_release(loss);
+    tg_tensor_release(y);
+    return NULL;
+}
+
+static int run_shared(void) {
+    int64_t n = N;
+    w = tg_full(TG_FLOAT64, 1, &n, 1.0);
+    if (!w || tg_tensor_set_requires_grad(w, 1) || !(shared_h = tg_mul_scalar(w, 2.0))) {
+        printf("setup: %s\n", tg_last_error());
+        return 1;
+    }
+    shared_arg args[2] = {{1.0, 0, 0, 0, ""}, {3.0, 0, 0, 0, ""}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&th[i], NULL, shared_worker, &args[i]) != 0) {
+            printf("pthread_create failed\n");
+            return 1;
+        }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    int bad = 0;
+    for (int i = 0; i < 2; i++)
+        if (args[i].failed) {
+            printf("thread %d: %s\n", i + 1, args[i].error);
+            bad = 1;
+        }
+    double want = 2.0 * (args[0].c * (double)args[0].ok + args[1].c * (double)args[1].ok);
+    if (!bad && (args[0].ok || args[1].ok)) bad |= check_grad(w, want, "w");
+    tg_tensor_release(shared_h);
+    tg_tensor_release(w);
+    if (bad) return 1;
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "shared") == 0) return run_shared();
     int drop = argc > 1 && strcmp(argv[1], "drop") == 0;
     int64_t n = N, wshape[2] = {OUT, IN}, bshape[1] = {OUT};
     w = tg_full(TG_FLOAT64, 1, &n, 1.0);
