@@ -209,6 +209,18 @@ tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tenso
 /* Normalise dim into [0, ndim) or fail with TG_ERR_INDEX. */
 tg_status tg_normalize_dim(const char *op, int ndim, int *dim);
 
+/* The shape of a reduced over dim (or every dim when all_dims), keeping reduced dims as
+ * size 1 when keepdim; returns its ndim. */
+static inline int tg_reduced_shape(const tg_tensor *a, int all_dims, int dim, int keepdim,
+                                   int64_t *shape) {
+    int ndim = 0;
+    for (int d = 0; d < a->ndim; d++) {
+        if (!(all_dims || d == dim)) shape[ndim++] = a->shape[d];
+        else if (keepdim) shape[ndim++] = 1;
+    }
+    return ndim;
+}
+
 /* View a's shape as (outer, len, inner) around dim: the layout reductions and softmax
  * walk along one dim. */
 static inline void tg_split_dims(const tg_tensor *a, int dim, int64_t *outer, int64_t *len,

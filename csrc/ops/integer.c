@@ -6,12 +6,7 @@
 tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
     if (!all_dims && tg_normalize_dim("sum", a->ndim, &dim)) return NULL;
     int64_t shape[TG_MAX_DIMS] = {0};
-    int ndim = 0;
-    for (int d = 0; d < a->ndim; d++) {
-        int reduced = all_dims || d == dim;
-        if (!reduced) shape[ndim++] = a->shape[d];
-        else if (keepdim) shape[ndim++] = 1;
-    }
+    int ndim = tg_reduced_shape(a, all_dims, dim, keepdim, shape);
     tg_tensor *out = tg_tensor_new(TG_INT64, ndim, shape, 1);
     if (!out) return NULL;
     int64_t outer = 1, len = a->numel, inner = 1;
@@ -47,12 +42,7 @@ static tg_tensor *arg_extreme(tg_tensor *a, int all_dims, int dim, int keepdim, 
     }
     if (!all_dims && tg_normalize_dim(name, a->ndim, &dim)) return NULL;
     int64_t shape[TG_MAX_DIMS] = {0};
-    int ndim = 0;
-    for (int d = 0; d < a->ndim; d++) {
-        int reduced = all_dims || d == dim;
-        if (!reduced) shape[ndim++] = a->shape[d];
-        else if (keepdim) shape[ndim++] = 1;
-    }
+    int ndim = tg_reduced_shape(a, all_dims, dim, keepdim, shape);
     int64_t outer = 1, len = a->numel, inner = 1;
     if (!all_dims) tg_split_dims(a, dim, &outer, &len, &inner);
     if (len == 0) {

@@ -23,13 +23,8 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
     const char *name = tg_op_table[op].name;
     if (tg_check_float(name, a)) return NULL;
     if (!all_dims && tg_normalize_dim(name, a->ndim, &dim)) return NULL;
-    int64_t shape[TG_MAX_DIMS];
-    int ndim = 0;
-    for (int d = 0; d < a->ndim; d++) {
-        int reduced = all_dims || d == dim;
-        if (!reduced) shape[ndim++] = a->shape[d];
-        else if (keepdim) shape[ndim++] = 1;
-    }
+    int64_t shape[TG_MAX_DIMS] = {0};
+    int ndim = tg_reduced_shape(a, all_dims, dim, keepdim, shape);
     tg_tensor *out = tg_tensor_new(a->dtype, ndim, shape, 0);
     if (!out) return NULL;
     int64_t outer, len, inner;
