@@ -25,7 +25,8 @@
  *   tanh(x): |x| < T: |x| + |x|^3 P(x^2); else 1 - 2 / (exp(2|x|) + 1); the sign of x
  *     put back (so tanh(-0) = -0, tanh(+-large) = +-1 exactly).
  *   sigmoid(x): e = exp(-|x|) in (0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0
- *     (never exp of a large positive number: no overflow, no NaN from a finite x).
+ *     (never exp of a large positive number: no overflow, no NaN from a finite x); for
+ *     float32 in float64 arithmetic with the float32 exp polynomial, rounded once.
  *   relu(x): x < 0 ? 0 : x  (NaN stays NaN, -0 stays -0: PyTorch's results).
  * Measured errors are in vmath.h. */
 
