@@ -52,6 +52,10 @@ struct tg_tensor {
     int requires_grad;
     tg_node *node;   /* the record that made this tensor, or NULL for a leaf */
     tg_tensor *grad; /* accumulated gradient of a leaf */
+    /* Guards `grad` (the pointer and the buffer's contents) against other threads: held
+     * while a backward adds into this leaf's gradient and while the gradient is read,
+     * replaced or zeroed (tg_grad_lock). 0 = free; zeroed with the tensor. */
+    int grad_lock;
 };
 
 /* ------------------------------------------------------------------ the op table */
@@ -197,6 +201,13 @@ static inline void tg_split_dims(const tg_tensor *a, int dim, int64_t *outer, in
     for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
     *len = a->ndim ? a->shape[dim] : 1;
 }
+
+/* The per-tensor spinlock of `grad` (see struct tg_tensor). Cheap when uncontended (one
+ * atomic exchange); a waiter spins briefly, then yields its CPU. Never held for long:
+ * only around one op's gradient accumulation or a pointer swap. Locks of several
+ * tensors are always taken in address order (tg_backward), so no two threads deadlock. */
+void tg_grad_lock(tg_tensor *t);
+void tg_grad_unlock(tg_tensor *t);
 
 /* Whether an op with these inputs should record a node. */
 int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c);

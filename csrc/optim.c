@@ -146,7 +146,7 @@ void tg_optim_free(tg_optim *o) {
     do {                                                                                   \
         T *restrict p = param->data;                                                       \
         T *restrict b = buf ? (T *)buf->data : NULL;                                       \
-        const T *restrict g = param->grad->data;                                           \
+        const T *restrict g = grad->data;                                                  \
         const int64_t n = param->numel;                                                    \
         const T lr = (T)o->lr, wd = (T)o->weight_decay, mom = (T)o->momentum;              \
         const T damp1 = (T)(1 - o->dampening);                                             \
@@ -174,7 +174,7 @@ void tg_optim_free(tg_optim *o) {
         T *restrict p = param->data;                                                       \
         T *restrict m = o->state0[i]->data;                                                \
         T *restrict v = o->state1[i]->data;                                                \
-        const T *restrict g = param->grad->data;                                           \
+        const T *restrict g = grad->data;                                                  \
         const int64_t n = param->numel;                                                    \
         const int has_wd = o->weight_decay != 0;                                           \
         double t = (double)o->param_steps[i];                                              \
@@ -195,38 +195,68 @@ void tg_optim_free(tg_optim *o) {
         }                                                                                  \
     } while (0)
 
+/* Update parameter i, which has a gradient (its grad lock is held). */
+static tg_status update_param(tg_optim *o, int64_t i) {
+    tg_tensor *param = o->params[i];
+    /* The kernels take restrict pointers: a gradient that shares storage with the
+     * parameter (w.grad = w.detach(), which PyTorch accepts) or with a state buffer is
+     * read from a copy. */
+    const tg_tensor *grad = param->grad;
+    tg_tensor *copy = NULL;
+    const tg_storage *gs = grad->storage;
+    if (gs == param->storage || (o->state0[i] && gs == o->state0[i]->storage) ||
+        (o->state1[i] && gs == o->state1[i]->storage)) {
+        copy = tg_clone_data(grad);
+        if (!copy) return TG_ERR_NOMEM;
+        grad = copy;
+    }
+    tg_status st = TG_OK;
+    if (o->kind == OPTIM_SGD) {
+        tg_tensor *buf = NULL;
+        int first = 0;
+        if (o->momentum != 0) {
+            if (!o->state0[i]) {
+                o->state0[i] = tg_tensor_new_like(param, 0);
+                if (!o->state0[i]) {
+                    st = TG_ERR_NOMEM;
+                    goto done;
+                }
+                first = 1;
+            }
+            buf = o->state0[i];
+        }
+        if (param->dtype == TG_FLOAT32) SGD_UPDATE(float);
+        else SGD_UPDATE(double);
+    } else {
+        if (!o->state0[i]) o->state0[i] = tg_tensor_new_like(param, 1);
+        if (!o->state1[i]) o->state1[i] = tg_tensor_new_like(param, 1);
+        if (!o->state0[i] || !o->state1[i]) {
+            st = TG_ERR_NOMEM;
+            goto done;
+        }
+        o->param_steps[i]++;
+        if (param->dtype == TG_FLOAT32) ADAM_UPDATE(float);
+        else ADAM_UPDATE(double);
+    }
+done:
+    tg_tensor_release(copy);
+    return st;
+}
+
 tg_status tg_optim_step(tg_optim *o) {
     if (!o) return tg_fail(TG_ERR_ARG, "optimizer step: optimizer is NULL");
     for (int64_t i = 0; i < o->n; i++) {
         tg_tensor *param = o->params[i];
-        if (!param->grad) continue;
-        tg_bump_version(param); /* an in-place update, as PyTorch counts it */
-        if (o->kind == OPTIM_SGD) {
-            tg_tensor *buf = NULL;
-            int first = 0;
-            if (o->momentum != 0) {
-                if (!o->state0[i]) {
-                    o->state0[i] = tg_tensor_new_like(param, 0);
-                    if (!o->state0[i]) return TG_ERR_NOMEM;
-                    first = 1;
-                }
-                buf = o->state0[i];
-            }
-            if (param->dtype == TG_FLOAT32) SGD_UPDATE(float);
-            else SGD_UPDATE(double);
-        } else {
-            if (!o->state0[i]) {
-                o->state0[i] = tg_tensor_new_like(param, 1);
-                if (!o->state0[i]) return TG_ERR_NOMEM;
-            }
-            if (!o->state1[i]) {
-                o->state1[i] = tg_tensor_new_like(param, 1);
-                if (!o->state1[i]) return TG_ERR_NOMEM;
-            }
-            o->param_steps[i]++;
-            if (param->dtype == TG_FLOAT32) ADAM_UPDATE(float);
-            else ADAM_UPDATE(double);
+        /* The gradient is read under its lock: another thread's backward may be adding
+         * into it, or its zero_grad(set_to_none) freeing it. */
+        tg_grad_lock(param);
+        tg_status st = TG_OK;
+        if (param->grad) {
+            tg_bump_version(param); /* an in-place update, as PyTorch counts it */
+            st = update_param(o, i);
         }
+        tg_grad_unlock(param);
+        if (st != TG_OK) return st;
     }
     o->steps++;
     return TG_OK;
@@ -290,7 +320,8 @@ tg_status tg_optim_load_state(tg_optim *o, int64_t i, int which, const tg_tensor
         *slot = tg_tensor_new_like(param, 0);
         if (!*slot) return TG_ERR_NOMEM;
     }
-    memcpy((*slot)->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+    /* memmove: src may be this very buffer (or share its storage) */
+    memmove((*slot)->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
     o->param_steps[i] = param_steps;
     if (param_steps > o->steps) o->steps = param_steps;
     return TG_OK;

@@ -225,6 +225,80 @@ static tg_status add_into(tg_tensor *dst, const tg_tensor *src) {
     return TG_OK;
 }
 
+/* ------------------------------------------------------------------ leaf gradients
+ *
+ * A leaf (a parameter) may be shared by graphs that other threads run backward on at the
+ * same time, and its .grad may be replaced or zeroed meanwhile (cffi releases the GIL on
+ * every call). So each node's backward runs with the grad locks of its leaf inputs held,
+ * taken in address order (no deadlock). The kernels keep adding straight into the leaf
+ * gradient, in the same order as without threads: single-threaded results keep every
+ * bit, and two threads' contributions each land whole. */
+
+enum { MAX_LEAVES = TG_NODE_MAX_INPUTS };
+
+typedef struct {
+    int n;
+    tg_tensor *leaf[MAX_LEAVES];
+    tg_tensor *stash[MAX_LEAVES]; /* the real gradient while a private one is used */
+} leaf_set;
+
+static int shares_storage(const tg_tensor *a, const tg_tensor *b) {
+    return a && b && a->storage == b->storage;
+}
+
+/* Whether the node's backward reads the storage of g (an input, the saved tensor or the
+ * output gradient): then adding into g while reading would read updated values. */
+static int node_reads(const tg_node *n, const tg_tensor *g) {
+    if (shares_storage(n->saved, g) || shares_storage(n->grad, g)) return 1;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (shares_storage(n->inputs[k], g)) return 1;
+    return 0;
+}
+
+/* Lock the leaf inputs of n that take a gradient. A leaf gradient that shares storage
+ * with something n's backward reads (a caller assigned w.grad = w.detach(), or another
+ * input's data) is set aside: the kernel adds into a fresh zeroed one, which
+ * release_leaves adds into the real gradient afterwards (PyTorch's order as well: compute
+ * the contribution, then accumulate it). */
+static void lock_leaves(tg_node *n, leaf_set *ls) {
+    ls->n = 0;
+    for (int k = 0; k < n->n_inputs; k++) {
+        tg_tensor *in = n->inputs[k];
+        if (!in || in->node || !in->requires_grad) continue;
+        int dup = 0;
+        for (int j = 0; j < ls->n; j++) dup |= ls->leaf[j] == in;
+        if (dup) continue;
+        int j = ls->n++; /* insertion in address order */
+        while (j > 0 && (uintptr_t)ls->leaf[j - 1] > (uintptr_t)in) {
+            ls->leaf[j] = ls->leaf[j - 1];
+            j--;
+        }
+        ls->leaf[j] = in;
+    }
+    for (int j = 0; j < ls->n; j++) {
+        tg_tensor *leaf = ls->leaf[j];
+        tg_grad_lock(leaf);
+        ls->stash[j] = NULL;
+        if (leaf->grad && node_reads(n, leaf->grad)) {
+            ls->stash[j] = leaf->grad;
+            leaf->grad = NULL;
+        }
+    }
+}
+
+static void release_leaves(leaf_set *ls) {
+    for (int j = ls->n - 1; j >= 0; j--) {
+        tg_tensor *leaf = ls->leaf[j];
+        if (ls->stash[j]) {
+            tg_tensor *private_grad = leaf->grad;
+            leaf->grad = ls->stash[j];
+            if (private_grad) add_into(leaf->grad, private_grad);
+            tg_tensor_release(private_grad);
+        }
+        tg_grad_unlock(leaf);
+    }
+}
+
 tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
     char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
     if (!root) return tg_fail(TG_ERR_ARG, "backward: root is NULL");
@@ -242,8 +316,10 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
                            tg_shape_str(grad->ndim, grad->shape, b1, sizeof b1),
                            tg_dtype_name(grad->dtype), tg_shape_str(root->ndim, root->shape, b2, sizeof b2),
                            tg_dtype_name(root->dtype));
-        seed = grad;
-        tg_tensor_retain(seed);
+        /* A copy: the caller's buffer may be a gradient this backward adds into
+         * (y.backward(x.grad)), and the kernels would then read updated values. */
+        seed = tg_clone_data(grad);
+        if (!seed) return TG_ERR_NOMEM;
     } else {
         if (root->numel != 1)
             return tg_fail(TG_ERR_STATE,
@@ -256,12 +332,14 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
 
     if (!root->node) { /* a leaf: its gradient is the seed */
         tg_status st = TG_OK;
+        tg_grad_lock(root);
         if (!root->grad) {
-            root->grad = tg_clone_data(seed);
-            if (!root->grad) st = TG_ERR_NOMEM;
+            root->grad = seed; /* seed is a fresh tensor owned here */
+            seed = NULL;
         } else {
             st = add_into(root->grad, seed);
         }
+        tg_grad_unlock(root);
         tg_tensor_release(seed);
         return st;
     }
@@ -281,7 +359,10 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
         tg_node *n = order[i];
         if (n->grad && st == TG_OK) st = check_versions(n);
         if (n->grad && st == TG_OK) {
+            leaf_set leaves;
+            lock_leaves(n, &leaves);
             st = tg_op_table[n->op].backward(n);
+            release_leaves(&leaves);
             if (st != TG_OK && tg_last_status() == TG_OK)
                 tg_fail(st, "backward of '%s' failed", tg_op_table[n->op].name);
         }

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
 #include <unistd.h>
+#define TG_YIELD() sched_yield()
+#else
+#define TG_YIELD() ((void)0)
 #endif
 
 /* ------------------------------------------------------------------ errors (thread-local) */
@@ -73,19 +77,27 @@ int tg_set_grad_enabled(int enabled) {
 }
 int tg_is_grad_enabled(void) { return !grad_disabled; }
 
-static int default_nthreads(void) {
+static long online_cpus(void) {
     long n = 1;
 #if defined(_SC_NPROCESSORS_ONLN)
     n = sysconf(_SC_NPROCESSORS_ONLN);
 #endif
-    if (n < 1) n = 1;
-    if (n > 8) n = 8;
-    return (int)n;
+    return n < 1 ? 1 : n;
+}
+
+static int default_nthreads(void) {
+    long n = online_cpus();
+    return n > 8 ? 8 : (int)n;
 }
 
 tg_status tg_set_num_threads(int n) {
     if (n < 1) return tg_fail(TG_ERR_ARG, "set_num_threads: need at least 1 thread, got %d", n);
-    nthreads_setting = n;
+    /* A sane bound: set_num_threads(10**9) must not start dozens of threads on a 2-core
+     * machine. 8 stays allowed anywhere (oversubscribing a small machine on purpose,
+     * e.g. to check results do not depend on the count). */
+    long cap = online_cpus();
+    if (cap < 8) cap = 8;
+    nthreads_setting = n > cap ? (int)cap : n;
     return TG_OK;
 }
 int tg_get_num_threads(void) {
@@ -210,7 +222,16 @@ tg_tensor *tg_zeros(tg_dtype dtype, int ndim, const int64_t *shape) {
     return tg_tensor_new(dtype, ndim, shape, 1);
 }
 
+/* Whether a double converts to int64 without overflow (C leaves the cast undefined for
+ * NaN, infinities and values outside [-2^63, 2^63)). The fraction is truncated. */
+static int fits_int64(double v) { return v >= -9223372036854775808.0 && v < 9223372036854775808.0; }
+
 tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value) {
+    if (dtype == TG_INT64 && !fits_int64(value)) {
+        tg_fail(TG_ERR_ARG, "full: fill value %g cannot be converted to int64 without overflow",
+                value);
+        return NULL;
+    }
     tg_tensor *t = tg_tensor_new(dtype, ndim, shape, 0);
     if (!t) return NULL;
     if (dtype == TG_BOOL) {
@@ -254,7 +275,16 @@ tg_tensor *tg_arange(tg_dtype dtype, double start, double step, int64_t n) {
     if (!t) return NULL;
     if (dtype == TG_INT64) {
         int64_t *p = t->data;
-        for (int64_t i = 0; i < n; i++) p[i] = (int64_t)(start + step * (double)i);
+        for (int64_t i = 0; i < n; i++) {
+            double v = start + step * (double)i;
+            if (!fits_int64(v)) {
+                tg_tensor_release(t);
+                tg_fail(TG_ERR_ARG, "arange: value %g (element %lld) cannot be converted to "
+                        "int64 without overflow", v, (long long)i);
+                return NULL;
+            }
+            p[i] = (int64_t)v;
+        }
     } else {
         TG_FLOAT_SWITCH(dtype, {
             T *p = t->data;
@@ -324,6 +354,34 @@ void tg_tensor_release(tg_tensor *t) {
     if (stack != local) free(stack);
 }
 
+/* ------------------------------------------------------------------ grad locks */
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define TG_LOCK_TRY(p) (_InterlockedExchange((volatile long *)(p), 1) == 0)
+#define TG_LOCK_HELD(p) (*(volatile int *)(p) != 0)
+#define TG_LOCK_FREE(p) ((void)_InterlockedExchange((volatile long *)(p), 0))
+#else
+#define TG_LOCK_TRY(p) (__atomic_exchange_n((p), 1, __ATOMIC_ACQUIRE) == 0)
+#define TG_LOCK_HELD(p) (__atomic_load_n((p), __ATOMIC_RELAXED) != 0)
+#define TG_LOCK_FREE(p) __atomic_store_n((p), 0, __ATOMIC_RELEASE)
+#endif
+
+void tg_grad_lock(tg_tensor *t) {
+    if (TG_LOCK_TRY(&t->grad_lock)) return; /* the common, uncontended case */
+    for (;;) {
+        /* Wait with plain loads (no cache-line ping-pong); the holder may be adding a
+         * large gradient, so give the CPU away rather than spin for long. */
+        for (int spins = 0; TG_LOCK_HELD(&t->grad_lock); spins++)
+            if (spins >= 64) {
+                TG_YIELD();
+                spins = 0;
+            }
+        if (TG_LOCK_TRY(&t->grad_lock)) return;
+    }
+}
+
+void tg_grad_unlock(tg_tensor *t) { TG_LOCK_FREE(&t->grad_lock); }
+
 /* ------------------------------------------------------------------ accessors */
 
 tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t->dtype; }
@@ -332,13 +390,15 @@ const int64_t *tg_tensor_shape(const tg_tensor *t) { return t->shape; }
 int64_t tg_tensor_numel(const tg_tensor *t) { return t->numel; }
 void *tg_tensor_data(tg_tensor *t) { return t->data; }
 
+/* memmove: the caller's buffer may be (or overlap) the tensor's own data, e.g.
+ * load_state_dict(model.state_dict()) copies each parameter from a view of itself. */
 tg_status tg_tensor_copy_to(const tg_tensor *t, void *out) {
-    if (t->numel) memcpy(out, t->data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    if (t->numel) memmove(out, t->data, (size_t)t->numel * tg_dtype_size(t->dtype));
     return TG_OK;
 }
 
 tg_status tg_tensor_copy_from(tg_tensor *t, const void *data) {
-    if (t->numel) memcpy(t->data, data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    if (t->numel) memmove(t->data, data, (size_t)t->numel * tg_dtype_size(t->dtype));
     tg_bump_version(t);
     return TG_OK;
 }
@@ -384,8 +444,36 @@ const char *tg_tensor_op_name(const tg_tensor *t) {
 }
 
 tg_tensor *tg_tensor_grad(const tg_tensor *t) {
-    if (t->grad) TG_REF_INC(&t->grad->refcount);
-    return t->grad;
+    tg_tensor *m = (tg_tensor *)t; /* the lock is not part of the value */
+    tg_grad_lock(m);
+    tg_tensor *g = m->grad;
+    if (g) TG_REF_INC(&g->refcount);
+    tg_grad_unlock(m);
+    return g;
+}
+
+/* Whether target is reached from `from` by following .grad links (from itself included).
+ * The chain has no cycle (set_grad refuses to make one), so this ends. Each link is
+ * read under its tensor's lock and retained before the lock is let go, so a concurrent
+ * set_grad cannot free a link under us. */
+static int grad_chain_reaches(tg_tensor *from, const tg_tensor *target) {
+    tg_tensor *cur = from;
+    tg_tensor_retain(cur);
+    int found = 0;
+    while (cur) {
+        if (cur == target) {
+            found = 1;
+            break;
+        }
+        tg_grad_lock(cur);
+        tg_tensor *next = cur->grad;
+        tg_tensor_retain(next);
+        tg_grad_unlock(cur);
+        tg_tensor_release(cur);
+        cur = next;
+    }
+    tg_tensor_release(cur);
+    return found;
 }
 
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
@@ -400,17 +488,36 @@ tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
                            tg_dtype_name(grad->dtype), tg_shape_str(t->ndim, t->shape, b2, sizeof b2),
                            tg_dtype_name(t->dtype));
         }
+        /* PyTorch refuses w.grad = w. A gradient holding a reference back to t (its own
+         * .grad chain, or a record whose inputs lead back to t) would make a reference
+         * cycle that is never freed: refuse those too. A tensor sharing t's storage
+         * (w.detach()) is accepted, as in PyTorch: backward then adds into that storage. */
+        if (grad == t)
+            return tg_fail(TG_ERR_STATE, "grad: can't assign a tensor as its own grad");
+        if (grad->node)
+            return tg_fail(TG_ERR_STATE,
+                           "grad: the assigned gradient was made by '%s' (it has a grad_fn); "
+                           "tapegrad keeps only leaf gradients: assign its .detach()",
+                           tg_op_table[grad->node->op].name);
+        if (grad_chain_reaches(grad, t))
+            return tg_fail(TG_ERR_STATE,
+                           "grad: the assigned gradient's own .grad chain leads back to this "
+                           "tensor (a reference cycle); assign a tensor without that link");
         TG_REF_INC(&grad->refcount);
     }
+    tg_grad_lock(t);
     tg_tensor *old = t->grad;
     t->grad = grad;
-    tg_tensor_release(old);
+    tg_grad_unlock(t);
+    tg_tensor_release(old); /* outside the lock: freeing may cascade */
     return TG_OK;
 }
 
 void tg_tensor_zero_grad(tg_tensor *t) {
+    tg_grad_lock(t);
     if (t->grad && t->grad->numel)
         memset(t->grad->data, 0, (size_t)t->grad->numel * tg_dtype_size(t->grad->dtype));
+    tg_grad_unlock(t);
 }
 
 tg_tensor *tg_detach(tg_tensor *t) { return tg_tensor_view(t, t->ndim, t->shape); }

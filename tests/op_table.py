@@ -468,8 +468,9 @@ ROWS.append(OpInfo("linear", _linear_tg, _linear_torch, _linear_ref, _linear_sam
                 r"^linear: input of shape \(2, 3\) does not match weight of shape \(4, 4\)", "in"),
     ErrorSample((z(2, 3), z(4, 3), z(3)), {}, ValueError,
                 r"^linear: bias of shape \(3,\) does not match weight of shape \(4, 3\)", "bias"),
-    ErrorSample((z(2, 3), z(3)), {}, ValueError, r"weight must be 2-D.*\(3,\)", "1-d weight"),
-    ErrorSample((z(2, 2, 3), z(4, 3)), {}, ValueError, r"input must be 1-D or 2-D.*\(2, 2, 3\)", "3-d"),
+    # a 1-D weight and an N-d input are accepted as in PyTorch; these PyTorch refuses too
+    ErrorSample((z(2, 3), z(3), z()), {}, ValueError, r"1-D weight the bias must be 0-d", "1-d weight"),
+    ErrorSample((z(2, 3), z(1, 4, 3)), {}, ValueError, r"weight must be 1-D or 2-D.*\(1, 4, 3\)", "3-d"),
     ErrorSample((z(2, 3), z(4, 3, dtype=f64)), {}, TypeError, r"float32.*float64", "dtypes"),
     ErrorSample((z(2, 3), z(4, 3), z(4, dtype=f64)), {}, TypeError, r"float32.*float64", "bias dtype"),
     _int64_error(2, r"^linear: .*int64"),
@@ -659,6 +660,14 @@ ROWS += [
                desc="p of exactly 0 and 1 (logs clamped at -100)", gradcheck=False),
         Sample((arr([1e-10, 0.5, 1 - 1e-10]), arr([0.0, 0.5, 1.0])), {"reduction": "sum"},
                requires_grad=(True, False), desc="near 0 and 1", gradcheck=False),
+        # a target that requires grad gets PyTorch's g (log(1 - p) - log p); soft targets,
+        # so that gradcheck's steps stay inside [0, 1]
+        *[Sample((arr([[0.2, 0.7, 0.45], [0.9, 0.05, 0.6]]), arr([[0.3, 0.5, 0.8], [0.15, 0.6, 0.4]])),
+                 {"reduction": r}, requires_grad=(True, True), desc=f"target requires grad {r}")
+          for r in ("mean", "sum", "none")],
+        Sample((arr([0.0, 1.0, 0.5]), arr([0.5, 0.5, 0.5])), {"reduction": "none"},
+               requires_grad=(False, True), desc="target grad at p = 0 and 1 (infinite)",
+               gradcheck=False, scale=0.0, reference=False),
     ], error_extra=[
         ErrorSample((np.full(3, 1.5, f32), z(3)), {}, ValueError,
                     r"^binary_cross_entropy: all elements of input should be between 0 and 1", "p>1"),
@@ -719,6 +728,93 @@ ROWS.append(OpInfo("cross_entropy", _ce_tg, _ce_torch, _ce_ref, _ce_samples, lam
     ErrorSample((z(2, 3), np.array([0, 1], dtype=i64)), {"reduction": "avg"}, ValueError,
                 r"reduction must be", "reduction"),
 ], ("real", "label"), needs_functional=True, ref_grads=(0,)))
+
+
+# ---------------------------------------------------------------------- NaN / Inf / +-0
+# IEEE special values for every op, forward and backward, compared with PyTorch (mismatch()
+# requires NaN at the same places and the same infinities). Appended to each row's samples;
+# no gradcheck (no derivative there) and no reference engine (plain Python floats raise).
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.0, 0.5]
+
+
+def _special(inputs, desc, **kwargs):
+    return Sample(tuple(arr(x) if np.asarray(x).dtype.kind == "f" else x for x in inputs), kwargs,
+                  desc=f"NaN/Inf: {desc}", gradcheck=False, reference=False)
+
+
+def _all_pairs(a, b):
+    a, b = np.meshgrid(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), indexing="ij")
+    return a.ravel(), b.ravel()
+
+
+def _special_samples(name):
+    x = arr(SPECIAL)
+    m = arr([[np.inf, 1.0, 0.0], [np.nan, 1.0, 2.0], [-np.inf, -np.inf, -np.inf],
+             [np.inf, np.inf, 0.0], [-np.inf, 0.0, 1.0], [-0.0, 0.0, -0.0]])
+    if name in ("add", "sub", "mul", "div"):
+        return [_special(_all_pairs(SPECIAL, SPECIAL), "all pairs"),
+                _special((x.reshape(8, 1), x), "broadcast (8, 1) and (8,)")]
+    forms = {"add_scalar": ["a+s", "s+a", "a-s"], "mul_scalar": ["a*s", "s*a"],
+             "rsub_scalar": ["s-a"], "div_scalar": ["a/s"], "rdiv_scalar": ["s/a"]}
+    if name in forms:
+        return [_special((x,), f"{f} s={sv}", s=sv, form=f)
+                for i, sv in enumerate([2.5, -1.0, 0.0, -0.0, np.inf, -np.inf, np.nan])
+                for f in forms[name][i % len(forms[name]):][:1]]
+    if name == "pow":
+        base = arr(SPECIAL + [-0.5, 2.0, -1.5, 1e-300, -1e-300, 1e300])
+        return [_special((base,), f"** {sv}", s=sv)
+                for sv in (0.5, -0.5, -1.0, 2.0, 3.0, -2.0, 1.5, 2.5, 1 / 3, 0.0, -0.0, 1.0,
+                           1e-300, -1e-300, np.inf, -np.inf, np.nan, 1e300)]
+    if name in ("neg", "exp", "log", "sigmoid", "tanh", "relu", "to"):
+        return [_special((arr(SPECIAL + [-1e-300, 1e-300, 800.0, -800.0]),), "values")]
+    if name == "pow_tensor":
+        return [_special(_all_pairs(SPECIAL + [-0.5, 2.0], SPECIAL + [-1.0, 3.0, 0.25]), "all pairs")]
+    if name == "rpow_scalar":
+        return [_special((x,), f"{sv} ** a", s=sv, form="s**a")
+                for sv in (2.0, 0.5, 0.0, -0.0, 1.0, -2.0, np.inf, -np.inf, np.nan)]
+    if name == "select":
+        return [_special((m,), "row", i=1), _special((m,), "rows", i=(2, 5), form="slice")]
+    if name == "matmul":
+        return [_special(([[np.nan, 1.0], [np.inf, 0.0], [0.0, 0.0]], [[0.0, 1.0, -np.inf], [2.0, 0.0, 0.0]]),
+                         "(3, 2) @ (2, 3)"),
+                _special(([np.inf, 0.0], [0.0, 1.0]), "(2,) @ (2,)"),
+                _special(([[np.inf, -0.0]], [0.0, 1.0]), "(1, 2) @ (2,)")]
+    if name == "linear":
+        xs = [[np.nan, 1.0], [np.inf, 0.0], [0.0, -0.0]]
+        ws = [[0.0, 1.0], [-np.inf, 0.0], [2.0, 3.0]]
+        return [_special((xs, ws, [np.inf, 0.0, -np.inf]), "with bias"), _special((xs, ws), "no bias")]
+    if name in ("sum", "mean"):
+        r = arr([[np.inf, -np.inf, 1.0], [np.nan, 1.0, 2.0], [-0.0, -0.0, -0.0], [np.inf, np.inf, 0.0]])
+        return [_special((r,), f"dim={d}", dim=d, keepdim=False) for d in (None, 0, 1)]
+    if name == "reshape":
+        return [_special((x,), "(8,) -> (2, 4)", shape=(2, 4))]
+    if name == "transpose":
+        return [_special((x.reshape(2, 4),), "(2, 4)", d0=0, d1=1)]
+    if name in ("softmax", "log_softmax"):
+        return [_special((m,), f"dim={d}", dim=d) for d in (0, 1)]
+    reductions = ("none", "sum", "mean")
+    if name == "mse_loss":
+        return [_special(_all_pairs(SPECIAL, SPECIAL), r, reduction=r) for r in reductions]
+    if name == "binary_cross_entropy":  # p and t must lie in [0, 1] (NaN is refused)
+        return [_special(_all_pairs([0.0, -0.0, 1.0, 0.5, 1e-30], [0.0, -0.0, 1.0, 0.5]), r, reduction=r)
+                for r in reductions]
+    if name == "binary_cross_entropy_with_logits":
+        return [_special(_all_pairs(SPECIAL, [0.0, 1.0, 0.5, -0.0, np.nan, np.inf]), r, reduction=r)
+                for r in reductions]
+    if name == "cross_entropy":
+        logits = np.vstack([m, [[1.0, -np.inf, 2.0]]])
+        return [_special((logits, np.array([0, 1, 2, 2, 0, 1, 1], dtype=i64)), r, reduction=r)
+                for r in reductions]
+    raise AssertionError(f"no NaN/Inf samples for op {name!r}: add them here")
+
+
+def _add_special_samples(row):
+    base = row.samples
+    row.samples = lambda: base() + _special_samples(row.name)
+
+
+for _row in ROWS:
+    _add_special_samples(_row)
 
 
 ROWS_BY_NAME = {row.name: row for row in ROWS}
@@ -986,11 +1082,17 @@ def _softmax_parts(x, dim):
     x = np.asarray(x, dtype=np.float64)
     x1 = x.reshape(1) if x.ndim == 0 else x
     m = x1.max(axis=dim, keepdims=True) if x1.size else x1
-    d = x1 - m
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", invalid="ignore", divide="ignore"):  # NaN/Inf samples
+        d = x1 - m
         e = np.exp(d)
-    S = e.sum(axis=dim, keepdims=True)
-    return x1, d, e / S, np.log(S), x1.shape[dim] if x1.ndim else 1
+        S = e.sum(axis=dim, keepdims=True)
+        return x1, d, e / S, np.log(S), x1.shape[dim] if x1.ndim else 1
+
+
+def _times_p(p, v):
+    """p * v with 0 where p is 0: an entry at -inf has p = 0 and |d| = inf and adds nothing."""
+    with np.errstate(invalid="ignore"):
+        return np.where(p == 0, 0.0, p * v)
 
 
 def _softmax_bound(log):
@@ -1000,30 +1102,36 @@ def _softmax_bound(log):
     product over K terms plus the error R of each y. log_softmax y = d - log S: absolute
     error u (|d| + |log S| + |y|) + the relative error of S; gradient g - exp(y) sum g."""
     def bound(row, s, dtype, G):
-        dim = s.kwargs["dim"]
-        x1, d, p, logS, K = _softmax_parts(s.inputs[0], dim)
-        u = unit_roundoff(dtype)
-        g = np.asarray(G, dtype=np.float64).reshape(x1.shape)
-        rS = u * (C_RED * (K + 1) + 2 * ULPS + np.sum(p * np.abs(d), axis=dim, keepdims=True))
-        R = rS + u * (ULPS + 1 + np.abs(d))  # relative error of y = softmax
-        if log:
-            y = d - logS
-            vb = u * (np.abs(d) + np.abs(logS) + np.abs(y)) * C_RED + C_RED * rS
-            gsum = np.sum(g, axis=dim, keepdims=True)
-            gabs = np.sum(np.abs(g), axis=dim, keepdims=True)
-            dx = g - p * gsum
-            gb = C_RED * (u * np.abs(dx) + p * np.abs(gsum) * (vb + ULPS * u)
-                          + p * reduction_bound(gabs, K, dtype))
-        else:
-            y = p
-            vb = C_RED * R * p
-            dot = np.sum(g * p, axis=dim, keepdims=True)
-            wabs = np.sum(np.abs(g) * p, axis=dim, keepdims=True)
-            dot_err = reduction_bound(wabs, K, dtype) + np.sum(np.abs(g) * p * R, axis=dim, keepdims=True)
-            gb = C_RED * (p * (R + u) * np.abs(g - dot) + p * dot_err)
-        shape = np.shape(s.inputs[0])
-        return (vb + ULPS * eta(dtype)).reshape(shape), [(gb + K * eta(dtype)).reshape(shape)]
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf samples give NaN bounds
+            return _softmax_bound_values(log, s, dtype, G)
     return bound
+
+
+def _softmax_bound_values(log, s, dtype, G):
+    dim = s.kwargs["dim"]
+    x1, d, p, logS, K = _softmax_parts(s.inputs[0], dim)
+    u = unit_roundoff(dtype)
+    g = np.asarray(G, dtype=np.float64).reshape(x1.shape)
+    rS = u * (C_RED * (K + 1) + 2 * ULPS + np.sum(_times_p(p, np.abs(d)), axis=dim, keepdims=True))
+    R = rS + u * (ULPS + 1 + np.abs(d))  # relative error of y = softmax
+    if log:
+        y = d - logS
+        vb = u * (np.abs(d) + np.abs(logS) + np.abs(y)) * C_RED + C_RED * rS
+        gsum = np.sum(g, axis=dim, keepdims=True)
+        gabs = np.sum(np.abs(g), axis=dim, keepdims=True)
+        dx = g - p * gsum
+        gb = C_RED * (u * np.abs(dx) + p * np.abs(gsum) * (vb + ULPS * u)
+                      + p * reduction_bound(gabs, K, dtype))
+    else:
+        y = p
+        vb = C_RED * _times_p(p, R)
+        dot = np.sum(g * p, axis=dim, keepdims=True)
+        wabs = np.sum(np.abs(g) * p, axis=dim, keepdims=True)
+        dot_err = reduction_bound(wabs, K, dtype) + np.sum(_times_p(p, np.abs(g) * R), axis=dim,
+                                                           keepdims=True)
+        gb = C_RED * (_times_p(p, (R + u) * np.abs(g - dot)) + p * dot_err)
+    shape = np.shape(s.inputs[0])
+    return (vb + ULPS * eta(dtype)).reshape(shape), [(gb + K * eta(dtype)).reshape(shape)]
 
 
 def _reduce_loss(per, mags, reduction, L, dtype):
@@ -1052,7 +1160,9 @@ def _loss_bound(name):
                 lp, l1p = np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
                 k = 5
                 M = np.abs(t * lp) + np.abs((1 - t) * l1p) + np.abs(t) + np.abs(1 - t)
-                D = [np.abs(p - t) / np.maximum(p * (1 - p), 1e-12) + 1.0, None]
+                # d/dt = log(1 - p) - log(p), unclamped (PyTorch's target gradient)
+                D = [np.abs(p - t) / np.maximum(p * (1 - p), 1e-12) + 1.0,
+                     np.abs(np.log(p)) + np.abs(np.log1p(-p))]
             else:  # binary_cross_entropy_with_logits
                 k = 6
                 sig = 1.0 / (1.0 + np.exp(-p))
@@ -1084,8 +1194,8 @@ def _ce_bound(row, s, dtype, G):
     mags = np.abs((d - logS)[np.arange(N), lab]) + np.abs(logS[:, 0])
     vb = _reduce_loss(per, mags, red, N, dtype)
     geff = np.abs(np.asarray(G, dtype=np.float64)).reshape(-1) / (N if red == "mean" else 1)
-    R = u * (C_RED * (K + 1) + 3 * ULPS + 1 + np.abs(d) + np.sum(p * np.abs(d), axis=1, keepdims=True))
-    gb = C_RED * geff[:, None] * (R * p + 2 * u * (p + 1)) + K * eta(dtype)
+    R = u * (C_RED * (K + 1) + 3 * ULPS + 1 + np.abs(d) + np.sum(_times_p(p, np.abs(d)), axis=1, keepdims=True))
+    gb = C_RED * geff[:, None] * (_times_p(p, R) + 2 * u * (p + 1)) + K * eta(dtype)
     vb = np.asarray(vb).reshape(np.shape(labels) if red == "none" else ())
     return vb, [gb.reshape(logits.shape), None]
 

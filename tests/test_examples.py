@@ -24,8 +24,13 @@ def test_xor_example_learns_xor():
     assert "0 xor 1 ->" in out
 
 
-def test_xor_example_classic_weights_get_stuck():
-    out = run("xor.py", "--classic", "--epochs", "200")
+def test_xor_example_hand_set_weights_learn_in_the_seeds_order():
+    out = run("xor.py", "--classic", "--epochs", "1000")
+    assert out.rstrip().endswith("\nsolved")
+
+
+def test_xor_example_hand_set_weights_stall_in_binary_order():
+    out = run("xor.py", "--classic", "--order", "binary", "--epochs", "1000")
     assert out.rstrip().endswith("not solved")
 
 

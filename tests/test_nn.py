@@ -94,7 +94,7 @@ class Block(nn.Module):
         self.fc = nn.Linear(3, 4)
         self.act = nn.Tanh()
         self.head = nn.Sequential(nn.Linear(4, 2), nn.Sigmoid())
-        self.scale = nn.Parameter([2.0])
+        self.scale = nn.Parameter(tg.tensor([2.0]))
         self.not_a_param = tg.tensor([1.0])  # no requires_grad: plain attribute
 
     def forward(self, x):
@@ -371,3 +371,60 @@ def test_init_functions():
     nn.init.ones_(w)
     assert np.all(w.numpy() == 1.0)
     assert nn.init.linear_bound(4) == 0.5 and nn.init.linear_bound(0) == 0.0
+
+
+# ---------------------------------------------------------------------- F.linear shapes
+LINEAR_CASES = [  # (input, weight, bias) shapes; None = no bias
+    ((3, 2), (2,), ()), ((3, 2), (2,), None), ((3, 2), (2,), (3,)), ((2,), (2,), ()),
+    ((2,), (2,), None), ((2,), (2,), (1,)), ((2,), (4, 2), ()), ((2,), (4, 2), (1,)),
+    ((2,), (4, 2), (4,)), ((2,), (4, 2), None), ((3, 2), (4, 2), ()), ((3, 2), (4, 2), (1,)),
+    ((3, 2), (4, 2), (4,)), ((3, 2), (4, 2), (3, 4)), ((3, 2), (4, 2), (3, 1)),
+    ((3, 2), (4, 2), (1, 4)), ((3, 2), (4, 2), (5, 3, 4)), ((3, 2), (4, 2), None),
+    ((5, 3, 2), (4, 2), (4,)), ((5, 3, 2), (4, 2), None), ((5, 3, 2), (2,), ()),
+    ((5, 3, 2), (2,), None), ((5, 3, 2), (2,), (3,)), ((3, 2), (4, 3), (4,)),
+    ((3, 2), (4, 2), (3,)), ((), (4, 2), None), ((3, 2), (), None), ((3, 2), (1, 4, 2), None),
+    ((2,), (4, 2), (1, 4)), ((2,), (4, 2), (3, 4)), ((2,), (4, 2), (3, 1)),
+    ((1, 2), (1, 2), (1,)), ((0, 2), (4, 2), (4,)), ((3, 0), (4, 0), (4,)),
+    ((5, 3, 2), (4, 2), (1,)), ((5, 3, 2), (4, 2), ()), ((5, 3, 2), (4, 2), (1, 4)),
+]
+
+
+@pytest.mark.parametrize("ishape,wshape,bshape", LINEAR_CASES)
+def test_functional_linear_shapes_and_gradients_match_torch(ishape, wshape, bshape):
+    """F.linear accepts exactly the shapes torch.nn.functional.linear accepts (1-D weights,
+    0-d and broadcast biases), with torch's output shape, values and gradients."""
+    torch = import_torch()
+    rng = np.random.default_rng(abs(hash((ishape, wshape, bshape))) % 2**32)
+    arrs = [rng.standard_normal(s) if s is not None else None for s in (ishape, wshape, bshape)]
+    theirs = [torch.tensor(a, requires_grad=True) if a is not None else None for a in arrs]
+    ours = [tg.tensor(a, requires_grad=True) if a is not None else None for a in arrs]
+    try:
+        want = torch.nn.functional.linear(*theirs)
+    except RuntimeError:
+        with pytest.raises(ValueError, match="linear"):
+            F.linear(*ours)
+        return
+    got = F.linear(*ours)
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(tuple(want.shape))
+    want.backward(torch.tensor(g))
+    got.backward(tg.tensor(g))
+    for t, o in zip(theirs, ours):
+        if t is not None:
+            np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_functional_linear_float32_1d_weight_and_0d_bias():
+    """The seed program's second layer: h (2,), w2 (2,), b2 () -> a 0-d output."""
+    h = tg.tensor([0.5, 0.25])
+    w = tg.tensor([0.1, -0.1], requires_grad=True)
+    b = tg.tensor(0.1, requires_grad=True)
+    out = F.linear(h, w, b)
+    assert out.shape == () and out.dtype is tg.float32
+    np.testing.assert_allclose(out.item(), 0.5 * 0.1 - 0.25 * 0.1 + 0.1, rtol=1e-6)
+    out.backward()
+    np.testing.assert_allclose(w.grad.numpy(), [0.5, 0.25])
+    assert b.grad.shape == () and b.grad.item() == 1.0
+    with pytest.raises(TypeError, match="weight"):
+        F.linear(h, [0.1, 0.2])

@@ -184,7 +184,7 @@ def test_repr():
     assert repr(tg.tensor([1.0, 2.0])) == "tensor([1., 2.])"
     assert "dtype=tapegrad.float64" in repr(tg.tensor([1.0], dtype=tg.float64))
     assert "requires_grad=True" in repr(tg.ones(1, requires_grad=True))
-    assert "grad_fn=<mul_scalar>" in repr(tg.ones(1, requires_grad=True) * 2)
+    assert "grad_fn=<MulBackward0>" in repr(tg.ones(1, requires_grad=True) * 2)
 
 
 def test_zero_and_clone():

@@ -36,8 +36,11 @@
  *  - The core never aborts, exits or prints. There is no global mutable state except
  *    the thread-local error and grad-mode flags, so independent models may be trained
  *    in parallel threads. Reference counts are atomic, so tensors that need no gradient
- *    (a dataset, constants) may be shared by threads building graphs at once; a graph
- *    with gradients (its records and its leaves' grads) belongs to one thread at a time.
+ *    (a dataset, constants) may be shared by threads building graphs at once. A leaf's
+ *    gradient has a lock in the tensor: threads may run backward into shared leaves
+ *    (each backward's contribution lands whole) while others read, replace or zero
+ *    their grads. The records of a graph belong to one thread at a time, and writing a
+ *    tensor's data while another thread reads it is the caller's race (as in PyTorch).
  *  - All tensors are C-contiguous, row-major. Results are deterministic: every
  *    reduction has a fixed order that does not depend on the thread count.
  *
@@ -105,7 +108,9 @@ typedef struct tg_tensor tg_tensor;
 
 /* New tensor of the given shape, filled with zeros / ones / a value. ndim 0..8;
  * shape may be NULL when ndim == 0 (a 0-d scalar). Negative sizes: TG_ERR_SHAPE.
- * A size whose byte count overflows or cannot be allocated: TG_ERR_NOMEM. */
+ * A size whose byte count overflows or cannot be allocated: TG_ERR_NOMEM. For int64 a
+ * value is truncated toward zero; NaN, an infinity or a value outside [-2^63, 2^63)
+ * cannot be converted: TG_ERR_ARG (tg_arange too, for any element). */
 tg_tensor *tg_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
 tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
 /* New tensor holding a copy of `data` (numel elements of `dtype`, row-major). */
@@ -145,7 +150,9 @@ const char *tg_tensor_op_name(const tg_tensor *t);
  * (tg_last_status() stays TG_OK). */
 tg_tensor *tg_tensor_grad(const tg_tensor *t);
 /* Replace the gradient (NULL clears it). The new gradient must match t's shape and
- * dtype. The tensor keeps its own reference. */
+ * dtype. The tensor keeps its own reference. TG_ERR_STATE for t itself (as PyTorch), a
+ * gradient made by an op (assign its detach()) or one whose own grad chain leads back
+ * to t (a reference cycle). A gradient sharing t's storage is accepted, as in PyTorch. */
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad);
 /* Fill the gradient with zeros (if it exists). */
 void tg_tensor_zero_grad(tg_tensor *t);
@@ -274,7 +281,8 @@ typedef enum { TG_REDUCE_NONE = 0, TG_REDUCE_MEAN = 1, TG_REDUCE_SUM = 2 } tg_re
 /* (pred - target)^2, same shapes (no broadcasting, TG_ERR_SHAPE otherwise). */
 tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction reduction);
 /* -(t log p + (1-t) log(1-p)), logs clamped at -100 as in PyTorch; p and t in [0,1]
- * (TG_ERR_ARG otherwise). target is treated as a constant. */
+ * (TG_ERR_ARG otherwise). A target that requires grad gets PyTorch's gradient
+ * g (log(1-p) - log p), unclamped (infinite at p = 0 or 1). */
 tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *target, tg_reduction reduction);
 /* BCE on logits, stable for any logit: max(x,0) - x t + log1p(exp(-|x|)). */
 tg_tensor *tg_binary_cross_entropy_with_logits(tg_tensor *logits, tg_tensor *target,
@@ -286,8 +294,9 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
 /* ---------------------------------------------------------------- backward */
 
 /* Run backward from root. grad: the gradient of root (same shape and dtype), or NULL
- * for a one-element root (ones). A root with more than one element and no grad:
- * TG_ERR_STATE. A root that does not require grad: TG_ERR_STATE. */
+ * for a one-element root (ones); it is copied first, so it may be a gradient this
+ * backward adds into. A root with more than one element and no grad: TG_ERR_STATE. A
+ * root that does not require grad: TG_ERR_STATE. */
 tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph);
 
 /* ---------------------------------------------------------------- optimizers */
@@ -334,7 +343,8 @@ void tg_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, 
                  int accumulate, int nthreads);
 /* Threads used by the kernels of ops called from this thread (thread-local setting).
  * Default: the number of online CPUs, capped at 8. Small problems never spawn threads
- * (a matmul needs M*N*K >= 2^20 before a second thread is used). n < 1: TG_ERR_ARG. */
+ * (a matmul needs M*N*K >= 2^20 before a second thread is used). n < 1: TG_ERR_ARG.
+ * n above max(online CPUs, 8) is capped there (tg_get_num_threads returns the cap). */
 tg_status tg_set_num_threads(int n);
 int tg_get_num_threads(void);
 

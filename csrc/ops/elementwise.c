@@ -141,6 +141,19 @@ tg_status tg_binary_backward(tg_node *n) {
         }                                                                                  \
         break;
 
+/* v ** s (s a double) as PyTorch computes it: sqrt for 0.5 (so (-inf) ** 0.5 is NaN, not
+ * C's +inf), 1 / sqrt for -0.5, 1 / v for -1, v * v for 2, v * v * v for 3, 1 / (v * v)
+ * for -2, each in T; any other exponent by pow in double, rounded once to T (the exponent
+ * is never rounded to float: float32 NaN ** -1e-300 is NaN, not NaN ** -0 = 1). */
+#define POW_LIKE_TORCH(T, v, s)                                                            \
+    ((s) == 0.5    ? sqrt(v)                                                               \
+     : (s) == -0.5 ? (T)1 / sqrt(v)                                                        \
+     : (s) == -1   ? (T)1 / (v)                                                            \
+     : (s) == 2    ? (v) * (v)                                                             \
+     : (s) == 3    ? (v) * (v) * (v)                                                       \
+     : (s) == -2   ? (T)1 / ((v) * (v))                                                    \
+                   : (T)pow((double)(v), (s)))
+
 static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
     const char *name = tg_op_table[op].name;
     if (tg_check_float(name, a)) return NULL;
@@ -158,7 +171,7 @@ static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
             UNARY_CASE(TG_OP_RSUB_SCALAR, s - v)
             UNARY_CASE(TG_OP_DIV_SCALAR, v / s)
             UNARY_CASE(TG_OP_RDIV_SCALAR, s / v)
-            UNARY_CASE(TG_OP_POW_SCALAR, pow(v, s))
+            UNARY_CASE(TG_OP_POW_SCALAR, POW_LIKE_TORCH(T, v, scalar))
             UNARY_CASE(TG_OP_RPOW_SCALAR, pow(s, v))
             UNARY_CASE(TG_OP_NEG, -v)
             UNARY_CASE(TG_OP_EXP, exp(v))
@@ -166,7 +179,7 @@ static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
             /* Stable for any |v|: never exp of a large positive number. */
             UNARY_CASE(TG_OP_SIGMOID, v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)))
             UNARY_CASE(TG_OP_TANH, tanh(v))
-            UNARY_CASE(TG_OP_RELU, v > 0 ? v : (v != v ? v : (T)0))
+            UNARY_CASE(TG_OP_RELU, v < 0 ? (T)0 : v) /* NaN and -0 pass, as in PyTorch */
         default: break;
         }
     });
@@ -253,8 +266,10 @@ tg_status tg_unary_backward(tg_node *n) {
             GRAD_CASE(TG_OP_RSUB_SCALAR, -g[i])
             GRAD_CASE(TG_OP_DIV_SCALAR, g[i] / s)
             GRAD_CASE(TG_OP_RDIV_SCALAR, -g[i] * s / (x[i] * x[i]))
-            /* PyTorch: exponent 0 gives a zero gradient, even at x = 0. */
-            GRAD_CASE(TG_OP_POW_SCALAR, s == 0 ? (T)0 : g[i] * s * pow(x[i], s - 1))
+            /* PyTorch: exponent 0 gives a zero gradient, even at x = 0 (and NaN);
+             * otherwise g * ((T)s * x ** (s - 1)), with s - 1 in double. */
+            GRAD_CASE(TG_OP_POW_SCALAR, n->scalar == 0 ? (T)0
+                      : g[i] * (s * POW_LIKE_TORCH(T, x[i], n->scalar - 1)))
             /* d(s**x)/dx = s**x log s; 0 for s == 0 and x >= 0, as in PyTorch */
             GRAD_CASE(TG_OP_RPOW_SCALAR, g[i] * (s == 0 && x[i] >= 0 ? (T)0 : pow(s, x[i]) * log(s)))
             GRAD_CASE(TG_OP_NEG, -g[i])
@@ -262,7 +277,9 @@ tg_status tg_unary_backward(tg_node *n) {
             GRAD_CASE(TG_OP_LOG, g[i] / x[i])
             GRAD_CASE(TG_OP_SIGMOID, g[i] * (1 - y[i]) * y[i])
             GRAD_CASE(TG_OP_TANH, g[i] * (1 - y[i] * y[i]))
-            GRAD_CASE(TG_OP_RELU, x[i] > 0 ? g[i] : (T)0)
+            /* PyTorch (threshold_backward): 0 where relu(x) <= 0, else g, so NaN's
+             * gradient passes through */
+            GRAD_CASE(TG_OP_RELU, x[i] <= 0 ? (T)0 : g[i])
         default: break;
         }
     });

@@ -16,8 +16,9 @@ static tg_tensor *softmax_forward(tg_op op, tg_tensor *a, int dim) {
     int64_t outer, len, inner;
     tg_split_dims(a, dim, &outer, &len, &inner);
     int is_log = op == TG_OP_LOG_SOFTMAX;
-    /* For each (o, i): y[o, :, i] = softmax of x[o, :, i] with the max subtracted. */
-    TG_FLOAT_SWITCH(a->dtype, {
+    /* For each (o, i): y[o, :, i] = softmax of x[o, :, i] with the max subtracted.
+     * Nothing to do for a zero-size input (which may still have 2^40 empty rows). */
+    if (a->numel) TG_FLOAT_SWITCH(a->dtype, {
         const T *x = a->data;
         T *y = out->data;
         for (int64_t o = 0; o < outer; o++)
@@ -58,8 +59,8 @@ tg_tensor *tg_log_softmax(tg_tensor *a, int dim) { return softmax_forward(TG_OP_
 tg_status tg_softmax_backward(tg_node *n) {
     void *gx_raw;
     if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
     tg_tensor *a = n->inputs[0];
+    if (!gx_raw || !a->numel) return TG_OK;
     int64_t outer, len, inner;
     tg_split_dims(a, n->iparam[0], &outer, &len, &inner);
     int is_log = n->op == TG_OP_LOG_SOFTMAX;
@@ -220,21 +221,31 @@ tg_tensor *tg_binary_cross_entropy(tg_tensor *p, tg_tensor *t, tg_reduction r) {
     return finish_loss(e, TG_OP_BCE, r, p, t);
 }
 
-/* PyTorch: d/dp = g * (p - t) / max((1 - p) * p, 1e-12). The target is a constant. */
+/* PyTorch: d/dp = g * (p - t) / max((1 - p) * p, 1e-12);
+ * d/dt = -logit(p) * g = (log(1 - p) - log(p)) * g, unclamped (+inf at p = 0, -inf at
+ * p = 1, as PyTorch's binary_cross_entropy_target_backward), then / numel for mean. */
 tg_status tg_bce_backward(tg_node *n) {
-    void *gp_raw;
-    if (tg_grad_slot(n, 0, &gp_raw)) return TG_ERR_NOMEM;
-    if (!gp_raw) return TG_OK;
+    void *gp_raw, *gt_raw;
+    if (tg_grad_slot(n, 0, &gp_raw) || tg_grad_slot(n, 1, &gt_raw)) return TG_ERR_NOMEM;
     tg_tensor *p = n->inputs[0], *t = n->inputs[1];
     TG_FLOAT_SWITCH(p->dtype, {
         const T *x = p->data, *y = t->data;
-        T *gp = gp_raw;
+        T *gp = gp_raw, *gt = gt_raw;
         /* PyTorch's EPSILON is the float 1e-12f (9.99999996e-13), in float64 too */
         const T eps = (T)1e-12f;
-        for (int64_t i = 0; i < p->numel; i++) {
-            T denom = (1 - x[i]) * x[i];
-            if (denom < eps) denom = eps;
-            gp[i] += LOSS_UPSTREAM(T, n, p->numel, i) * (x[i] - y[i]) / denom;
+        if (gp)
+            for (int64_t i = 0; i < p->numel; i++) {
+                T denom = (1 - x[i]) * x[i];
+                if (denom < eps) denom = eps;
+                gp[i] += LOSS_UPSTREAM(T, n, p->numel, i) * (x[i] - y[i]) / denom;
+            }
+        if (gt) {
+            const T *g = n->grad->data;
+            const int r = n->iparam[0];
+            for (int64_t i = 0; i < p->numel; i++) {
+                T v = -(T)log(x[i] / (1 - x[i])) * (r == TG_REDUCE_NONE ? g[i] : g[0]);
+                gt[i] += r == TG_REDUCE_MEAN ? v / (T)p->numel : v;
+            }
         }
     });
     return TG_OK;
@@ -247,13 +258,17 @@ tg_tensor *tg_binary_cross_entropy_with_logits(tg_tensor *x, tg_tensor *t, tg_re
     if (check_elementwise_loss(op, x, t, r)) return NULL;
     tg_tensor *e = tg_tensor_new_like(x, 0);
     if (!e) return NULL;
-    /* max(x, 0) - x t + log1p(exp(-|x|)): no overflow for any logit. */
+    /* max(x, 0) - x t + log1p(exp(-|x|)): no overflow for any logit. An infinite logit
+     * takes PyTorch's form (1 - t) x - log_sigmoid(x) with log_sigmoid(x) = min(x, 0)
+     * there, so that (+inf, 0) is inf as in PyTorch, not inf - inf * 0 = NaN (the two agree
+     * for every finite logit; this one is the more accurate for very negative logits). */
     TG_FLOAT_SWITCH(x->dtype, {
         const T *z = x->data, *y = t->data;
         T *l = e->data;
         for (int64_t i = 0; i < x->numel; i++) {
             T v = z[i];
-            l[i] = (v > 0 ? v : 0) - v * y[i] + log1p(exp(-fabs(v)));
+            if (isinf(v)) l[i] = (1 - y[i]) * v - (v < 0 ? v : 0);
+            else l[i] = (v > 0 ? v : 0) - v * y[i] + log1p(exp(-fabs(v)));
         }
     });
     return finish_loss(e, TG_OP_BCE_LOGITS, r, x, t);
@@ -365,8 +380,8 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, tg_tensor *labels, tg_reduction r
 tg_status tg_cross_entropy_backward(tg_node *n) {
     void *gx_raw;
     if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
     tg_tensor *logits = n->inputs[0], *labels = n->inputs[1];
+    if (!gx_raw || !logits->numel) return TG_OK;
     int64_t rows = logits->ndim == 2 ? logits->shape[0] : 1;
     int64_t classes = logits->shape[logits->ndim - 1];
     const int64_t *lab = labels->data;

@@ -120,7 +120,7 @@ tg_tensor *tg_linear(tg_tensor *x, tg_tensor *w, tg_tensor *b) {
     tg_tensor *y = x->ndim == 2 ? tg_tensor_new(x->dtype, 2, shape, 0)
                                 : tg_tensor_new(x->dtype, 1, &outf, 0);
     if (!y) return NULL;
-    if (b) { /* y rows start as the bias; gemm accumulates x . w^T on top */
+    if (b && y->numel) { /* y rows start as the bias; gemm accumulates x . w^T on top */
         TG_FLOAT_SWITCH(x->dtype, {
             T *yy = y->data;
             const T *bb = b->data;
@@ -148,8 +148,9 @@ tg_status tg_linear_backward(tg_node *n) {
     if (gx) gemm(x->dtype, rows, in, outf, g, outf, 0, w->data, in, 0, gx, in, 1);
     /* gW (out, in) += G^T . X   (G stored (rows, out)) */
     if (gw) gemm(x->dtype, outf, in, rows, g, outf, 1, x->data, in, 0, gw, in, 1);
-    /* gb (out) += column sums of G, row by row */
-    if (gb) {
+    /* gb (out) += column sums of G, row by row (none for a zero-size G, which may still
+     * have 2^40 empty rows) */
+    if (gb && rows && outf) {
         TG_FLOAT_SWITCH(x->dtype, {
             const T *gg = g;
             T *gbb = gb;

@@ -1,6 +1,7 @@
 /* ops/reduce.c — sum and mean, over all elements or along one dim. */
 #include "../internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 /* Pairwise sum of n elements spaced by stride: accurate (error ~ log n) and in a fixed
@@ -42,7 +43,14 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
     int is_mean = op == TG_OP_MEAN;
     /* mean of an empty set is NaN, as in PyTorch (0/0). */
     double scale_count = (double)len;
-    if (inner == 1) {
+    if (a->numel == 0) {
+        /* Every output element reduces an empty set. Never loop over the empty input's
+         * dims: zeros(2**40, 0).sum(0) has 2^40 rows of nothing. */
+        TG_FLOAT_SWITCH(a->dtype, {
+            T *y = out->data;
+            for (int64_t i = 0; i < out->numel; i++) y[i] = is_mean ? (T)NAN : (T)0;
+        });
+    } else if (inner == 1) {
         for (int64_t o = 0; o < outer; o++) {
             double s = a->dtype == TG_FLOAT32 ? pairwise_sum_f32((const float *)a->data + o * len, len, 1)
                                               : pairwise_sum_f64((const double *)a->data + o * len, len, 1);
@@ -111,8 +119,8 @@ tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim) {
 tg_status tg_reduce_backward(tg_node *n) {
     void *gx_raw;
     if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
     tg_tensor *a = n->inputs[0];
+    if (!gx_raw || !a->numel) return TG_OK;
     int64_t outer, len, inner;
     if (n->iparam[0]) {
         outer = 1;

@@ -66,12 +66,46 @@ def _infer_dtype(data, arr):
     if arr.dtype.kind == "f":
         if isinstance(data, np.ndarray) or isinstance(data, np.floating):
             return float64 if arr.dtype == np.float64 else float32
+        if arr.dtype == np.float64 and _holds_np_float64(data):
+            return float64  # torch.tensor([np.float64(1), 2.0]) is float64
         return float32
     if arr.dtype.kind in "iu":
         return int64
     if arr.dtype.kind == "b":
         return bool_
     raise TypeError(f"can't make a tensor from data of numpy dtype {arr.dtype}")
+
+
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+
+
+def _check_int64_range(arr, what="tensor"):
+    """Refuse values that int64 cannot hold (numpy would wrap uint64 values >= 2**63 to
+    negative numbers and turn NaN or 1e30 into -2**63), as PyTorch does."""
+    if not arr.size:
+        return
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8:
+        hi = int(arr.max())
+        if hi > _INT64_MAX:
+            raise ValueError(f"{what}: value {hi} (numpy uint64) does not fit in int64 (overflow)")
+    elif arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(arr) & (arr >= -2.0**63) & (arr < 2.0**63)
+        if not ok.all():
+            bad = arr.flat[int(np.argmin(ok.ravel()))]
+            raise ValueError(f"{what}: value {float(bad)!r} cannot be converted to int64 without overflow")
+
+
+def _holds_np_float64(data):
+    """Whether nested lists/tuples hold a numpy float64 scalar or array."""
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, (np.float64, np.ndarray)) and np.asarray(x).dtype == np.float64:
+            return True
+    return False
 
 
 def tensor(data, dtype=None, requires_grad=False):
@@ -86,10 +120,16 @@ def tensor(data, dtype=None, requires_grad=False):
         except ValueError as exc:
             raise ValueError(f"tensor: can't convert data to an array ({exc})") from None
         if arr.dtype == object:
+            flat = arr.ravel()
+            if flat.size and builtins.all(isinstance(v, numbers.Integral) for v in flat):
+                big = next(int(v) for v in flat if not _INT64_MIN <= int(v) <= _INT64_MAX)
+                raise ValueError(f"tensor: integer {big} does not fit in int64 (overflow)")
             raise TypeError("tensor: data must be numbers or nested lists of numbers of equal lengths")
         dt = as_dtype(dtype) if dtype is not None else _infer_dtype(data, arr)
     if dt is not int64 and arr.dtype.kind not in "fiub":
         raise TypeError(f"tensor: can't convert numpy dtype {arr.dtype} to {dt}")
+    if dt is int64:
+        _check_int64_range(arr)
     return _from_numpy(arr, dt, requires_grad)
 
 
@@ -303,15 +343,9 @@ class Tensor:
         return self
 
     def __repr__(self):
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
-        extra = ""
-        if self.dtype is not float32 and self.dtype is not int64:
-            extra += f", dtype={self.dtype}"
-        if self.grad_fn:
-            extra += f", grad_fn=<{self.grad_fn}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        from ._tensor_str import tensor_repr  # PyTorch's text for the same values
+
+        return tensor_repr(self)
 
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=False):
@@ -904,7 +938,10 @@ def _compare(a, other, op):
 def _dim_arg(dim):
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"dim must be an integer, got {dim!r}")
-    return int(dim)
+    dim = int(dim)
+    if not -2**31 <= dim < 2**31:  # no tensor has that many dims (C takes an int)
+        raise IndexError(f"dim {dim} out of range (a tensor has at most {lib.TG_MAX_DIMS} dims)")
+    return dim
 
 
 def _resolve_shape(shape, numel, old_shape):
@@ -1031,8 +1068,8 @@ def full(size, fill_value, dtype=None, requires_grad=False):
         dtype = bool_ if isinstance(fill_value, (bool, np.bool_)) else \
             int64 if isinstance(fill_value, numbers.Integral) else float32
     dt = as_dtype(dtype)
-    if dt is int64 or dt is bool_:
-        # exact for any int64 (a double holds 53 bits), and range-checked by numpy
+    if dt is bool_ or (dt is int64 and isinstance(fill_value, numbers.Integral)):
+        # exact for any int64 (a double holds 53 bits), and range-checked
         t = _make("zeros", shape, dt, False)
         t.copy_(tensor(fill_value, dtype=dt))
         if requires_grad:
@@ -1058,12 +1095,22 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
         raise ValueError("arange: step must be nonzero")
     import math
 
-    n = max(0, math.ceil((end - start) / step))
-    if dtype is None:
-        ints = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
-        dtype = int64 if ints else float32
-    dt = as_dtype(dtype)
-    t = _wrap(lib.tg_arange(dt.code, float(start), float(step), n))
+    ints = builtins.all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                        for v in (start, end, step))
+    if ints:
+        start, end, step = int(start), int(end), int(step)
+        n = max(0, -((start - end) // step))  # ceil((end - start) / step), exactly
+    else:
+        n = max(0, math.ceil((end - start) / step))
+    dt = as_dtype(dtype) if dtype is not None else (int64 if ints else float32)
+    last = start + step * (n - 1) if n else start
+    if ints and dt is int64 and max(abs(start), abs(last)) > 2**53:
+        # beyond 2**53 a double cannot hold every value: build the range exactly
+        if not -2**63 <= min(start, last) and max(start, last) < 2**63:
+            raise ValueError(f"arange: values from {start} to {last} do not fit in int64")
+        t = tensor(np.arange(n, dtype=np.int64) * np.int64(step) + np.int64(start))
+    else:
+        t = _wrap(lib.tg_arange(dt.code, float(start), float(step), n))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -1229,8 +1276,14 @@ def is_tensor(x):
 
 def set_num_threads(n):
     """Threads the kernels may use for ops called from this thread (large matmuls
-    only). Results are bitwise identical for any count."""
-    check(lib.tg_set_num_threads(int(n)))
+    only). Results are bitwise identical for any count. Counts above
+    max(online CPUs, 8) are capped there (get_num_threads() tells the count in use)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):  # PyTorch's error
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    check(lib.tg_set_num_threads(min(n, 2**31 - 1)))  # the C core caps it
 
 
 def get_num_threads():

@@ -7,11 +7,13 @@ labels must be integer class indices (TypeError otherwise; IndexError when out o
 Targets given as numpy arrays or lists are converted to the prediction's dtype (float
 targets) or to int64 (class labels).
 """
+import warnings
+
 import numpy as np
 
 from .._ffi import ffi, lib
 from ..dtypes import int64
-from ..tensor import Tensor, _wrap, tensor
+from ..tensor import Tensor, _dim_arg, _wrap, tensor
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy"]
@@ -64,9 +66,67 @@ def _labels(target, op):
 
 # ---------------------------------------------------------------------- layers
 def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
-    """y = input @ weight.T + bias, fused (one C call). input (n, in) or (in,), weight
-    (out, in), bias (out,) or None."""
-    return _wrap(lib.tg_linear(input._h, weight._h, bias._h if bias is not None else _NULL))
+    """y = input @ weight.T + bias, with the shapes PyTorch accepts.
+
+    The usual case, input (n, in) or (in,), weight (out, in), bias (out,) or None, is one
+    fused C call. The other shapes PyTorch accepts are composed from differentiable ops:
+
+    * a 1-D weight (in,): output without that dim, input (n, in) -> (n,), (in,) -> ();
+      the bias may only be 0-d, and not with a 2-D input (PyTorch refuses the others);
+    * a bias that broadcasts to the output as in PyTorch: 0-d, (1,), (n, out), (1, out),
+      (n, 1) for a 2-D input; 0-d, (1,), (out,), (1, out) for a 1-D one;
+    * inputs with more dims (..., in): bias 0-d, (1,), (out,) or (1, out).
+    """
+    input = _input(input, "linear")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"linear: {name} must be a tapegrad Tensor, got {type(t).__name__}")
+    ishape, wshape = input.shape, weight.shape
+    if not ishape or not wshape:
+        raise ValueError(f"linear: input and weight must be at least 1-D, got shapes {ishape} "
+                         f"and {wshape}")
+    if len(wshape) > 2:
+        raise ValueError(f"linear: weight must be 1-D or 2-D, got shape {wshape}")
+    bshape = bias.shape if bias is not None else None
+    nd = len(ishape)
+    if len(wshape) == 2 and nd <= 2 and (bias is None or bshape == wshape[:1]):
+        return _wrap(lib.tg_linear(input._h, weight._h, bias._h if bias is not None else _NULL))
+
+    def refuse(why):
+        raise ValueError(f"linear: input {ishape}, weight {wshape}, bias {bshape}: {why}")
+
+    if ishape[-1] != wshape[-1]:
+        raise ValueError(f"linear: input of shape {ishape} does not match weight of shape "
+                         f"{wshape}: input's last dim must equal weight's last dim ({wshape[-1]})")
+
+    if len(wshape) == 1:
+        if bias is not None and (nd == 2 or bshape != ()):
+            refuse("with a 1-D weight the bias must be 0-d and the input 1-D or at least 3-D "
+                   "(as in PyTorch)")
+        flat = input if nd <= 2 else input.reshape(-1, ishape[-1])
+        y = flat @ weight
+        if nd > 2:
+            y = y.reshape(ishape[:-1])
+        target = y.shape
+    else:
+        out = wshape[0]
+        if nd <= 2:
+            y = _wrap(lib.tg_linear(input._h, weight._h, _NULL))
+            target = (ishape[0], out) if nd == 2 else (1, out)
+        else:
+            y = _wrap(lib.tg_linear(input.reshape(-1, ishape[-1])._h, weight._h, _NULL))
+            y = y.reshape(*ishape[:-1], out)
+            target = (1, out)
+    if bias is None:
+        return y
+    if len(bshape) > len(target) or any(b not in (1, t) for b, t in
+                                        zip(reversed(bshape), reversed(target))):
+        raise ValueError(f"linear: bias of shape {bshape} does not match weight of shape "
+                         f"{wshape} (input {ishape}): it must broadcast to the output's shape "
+                         f"{target}")
+    if len(wshape) == 2 and nd != 2 and len(bshape) == 2:
+        bias = bias.reshape(bshape[1])  # (1, out) or (1, 1) against a 1-D row
+    return y + bias
 
 
 def sigmoid(input):  # noqa: A002
@@ -81,13 +141,26 @@ def relu(input):  # noqa: A002
     return _wrap(lib.tg_relu(_input(input, "relu")._h))
 
 
-def softmax(input, dim=-1):  # noqa: A002
-    """Softmax along ``dim`` (default the last), stable (max subtracted)."""
-    return _wrap(lib.tg_softmax(_input(input, "softmax")._h, int(dim)))
+def _softmax_dim(x, dim, op):
+    """PyTorch's implicit dim when none is given (with its deprecation warning): 0 for
+    0-, 1- and 3-d inputs, else 1 — not the last dim, which differs for 3-d and 4-d."""
+    if dim is not None:
+        return _dim_arg(dim)
+    warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to "
+                  "include dim=X as an argument.", UserWarning, stacklevel=3)
+    return 0 if x.ndim in (0, 1, 3) else 1
 
 
-def log_softmax(input, dim=-1):  # noqa: A002
-    return _wrap(lib.tg_log_softmax(_input(input, "log_softmax")._h, int(dim)))
+def softmax(input, dim=None):  # noqa: A002
+    """Softmax along ``dim``, stable (max subtracted). Without ``dim``, PyTorch's implicit
+    choice (and warning)."""
+    input = _input(input, "softmax")
+    return _wrap(lib.tg_softmax(input._h, _softmax_dim(input, dim, "softmax")))
+
+
+def log_softmax(input, dim=None):  # noqa: A002
+    input = _input(input, "log_softmax")
+    return _wrap(lib.tg_log_softmax(input._h, _softmax_dim(input, dim, "log_softmax")))
 
 
 # ---------------------------------------------------------------------- losses

@@ -5,7 +5,7 @@ from ..tensor import uniform as _uniform
 from ..dtypes import as_dtype, float32
 from . import functional as F
 from .init import linear_bound
-from .module import Module, Sequential
+from .module import Module, Parameter, Sequential
 
 
 class Linear(Module):
@@ -24,13 +24,13 @@ class Linear(Module):
         if not dt.is_floating_point:
             raise TypeError(f"Linear: dtype must be floating, got {dt}")
         bound = linear_bound(self.in_features)
-        self.weight = _uniform((self.out_features, self.in_features), -bound, bound,
-                                          dtype=dt, requires_grad=True, generator=generator)
+        self.weight = Parameter(_uniform((self.out_features, self.in_features), -bound, bound,
+                                         dtype=dt, generator=generator))
         if bias:
-            self.bias = _uniform((self.out_features,), -bound, bound, dtype=dt,
-                                            requires_grad=True, generator=generator)
+            self.bias = Parameter(_uniform((self.out_features,), -bound, bound, dtype=dt,
+                                           generator=generator))
         else:
-            self.bias = None
+            self.register_parameter("bias", None)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -63,7 +63,7 @@ class Identity(Module):
 
 
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    def __init__(self, dim=None):  # None: PyTorch's implicit dim (see F.softmax)
         super().__init__()
         self.dim = dim
 

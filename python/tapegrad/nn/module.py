@@ -1,37 +1,72 @@
-"""``Module`` (the base of every layer) and ``Sequential``.
+"""``Module`` (the base of every layer), ``Parameter`` and ``Sequential``.
 
-A module's parameters are tapegrad leaf tensors with ``requires_grad=True``, found by
-assignment: ``self.weight = Parameter(...)`` registers a parameter, ``self.fc = Linear(...)``
-a child module. Names in ``named_parameters()`` and ``state_dict()`` are PyTorch's
-(``0.weight``, ``fc.bias``, ...), so state dicts move to and from ``torch.nn`` modules as
-plain numpy arrays.
+As in PyTorch, a module's parameters are the :class:`Parameter` objects assigned to its
+attributes (``self.weight = nn.Parameter(...)``) or given to ``register_parameter``;
+child modules are found the same way (``self.fc = nn.Linear(...)``). A plain tensor
+attribute stays a plain attribute, even with ``requires_grad=True``. Buffers
+(``register_buffer``) are tensors that belong to the module's state but are not trained:
+they are in ``state_dict()`` (when persistent) and not in ``parameters()``. Names in
+``named_parameters()`` and ``state_dict()`` are PyTorch's (``0.weight``, ``fc.bias``, ...)
+and so is their order, so state dicts move to and from ``torch.nn`` modules as plain
+numpy arrays.
 """
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .._ffi import check, ffi, lib
-from ..tensor import Tensor, tensor
+from .._ffi import check, ffi, last_error, lib
+from ..tensor import Tensor, _gc, _release, tensor
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def Parameter(data, requires_grad=True, dtype=None):  # noqa: N802 - PyTorch's name
-    """A leaf tensor holding a copy of ``data`` that requires grad (a module parameter).
+class Parameter(Tensor):
+    """A tensor that is a module parameter: assigning one to a Module attribute registers
+    it (a plain tensor is not registered). As in PyTorch, ``Parameter(t)`` shares ``t``'s
+    memory (it is ``t.detach()`` made a leaf that requires grad), ``requires_grad``
+    defaults to True, and ``Parameter()`` is an empty float32 tensor. Ops on a Parameter
+    give plain Tensors."""
 
-    tapegrad has no separate Parameter class: any leaf tensor that requires grad and is
-    assigned to a module attribute becomes one of its parameters."""
-    if isinstance(data, Tensor):
-        t = data.detach().clone() if dtype is None else data.detach().to(dtype).clone()
-    else:
-        t = tensor(data, dtype=dtype)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
+    __slots__ = ()
+
+    def __new__(cls, data=None, requires_grad=True):
+        if data is None:
+            data = tensor([])
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Parameter: data must be a tapegrad Tensor, got "
+                            f"{type(data).__name__} (wrap it: Parameter(tapegrad.tensor(data)))")
+        ptr = lib.tg_detach(data._h)
+        if not ptr:
+            raise last_error()
+        p = object.__new__(cls)
+        p._h = _gc(ptr, _release)
+        if requires_grad:
+            p.requires_grad_(True)
+        return p
+
+    def __init__(self, data=None, requires_grad=True):  # all done in __new__
+        pass
+
+    def __repr__(self):
+        return "Parameter containing:\n" + Tensor.__repr__(self)
 
 
-def _is_parameter(value):
-    return isinstance(value, Tensor) and value.requires_grad and value.is_leaf
+def _typename(value):
+    t = type(value)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__.split('.')[0]}.{t.__name__}"
+
+
+def _check_name(kind, module, name, own):
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name should be a string, got {_typename(name)}")
+    if "." in name:
+        raise KeyError(f"{kind} name can't contain \".\" (got {name!r})")
+    if name == "":
+        raise KeyError(f"{kind} name can't be empty string \"\"")
+    if name not in own and (name in module.__dict__ or hasattr(type(module), name)
+                            or name in module._parameters or name in module._buffers
+                            or name in module._modules):
+        raise KeyError(f"attribute {name!r} already exists")
 
 
 class Module:
@@ -41,47 +76,112 @@ class Module:
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ------------------------------------------------------------------ registration
+    # Registered parameters, buffers and children live in their dicts only (not in
+    # __dict__) and are found by __getattr__, as in PyTorch.
+    def __getattr__(self, name):
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            entries = d.get(store)
+            if entries is not None and name in entries:
+                return entries[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _forget(self, name, *stores):
+        for store in stores:
+            getattr(self, store).pop(name, None)
+        if "_buffers" in stores:
+            self._non_persistent_buffers.discard(name)
+        self.__dict__.pop(name, None)
+
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        params = d.get("_parameters")
+        if isinstance(value, (Parameter, Module)) and params is None:
             raise AttributeError(
                 f"cannot assign {name!r} before Module.__init__() is called "
                 f"(call super().__init__() first in {type(self).__name__}.__init__)")
-        params, modules = self._parameters, self._modules
-        # Reassignment keeps the entry's place (so names keep their order, as in PyTorch);
-        # None keeps a registered slot empty (e.g. Linear(bias=False).bias).
-        if isinstance(value, Module):
-            params.pop(name, None)
-            modules[name] = value
-        elif _is_parameter(value):
-            modules.pop(name, None)
-            params[name] = value
-        elif value is None and (name in params or name in modules):
-            (params if name in params else modules)[name] = None
+        if isinstance(value, Parameter):
+            self._forget(name, "_buffers", "_modules")
+            self.register_parameter(name, value)
+        elif params is not None and name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign {_typename(value)!r} as parameter {name!r} "
+                                "(tapegrad.nn.Parameter or None expected)")
+            self.register_parameter(name, None)
+        elif isinstance(value, Module):
+            self._forget(name, "_parameters", "_buffers")
+            self._modules[name] = value
+        elif params is not None and name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {_typename(value)!r} as child module {name!r} "
+                                "(tapegrad.nn.Module or None expected)")
+            self._modules[name] = None
+        elif params is not None and name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {_typename(value)!r} as buffer {name!r} "
+                                "(tapegrad.Tensor or None expected)")
+            self._buffers[name] = value
         else:
-            params.pop(name, None)
-            modules.pop(name, None)
-        object.__setattr__(self, name, value)
+            object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        for store in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(store)
+            if entries is not None and name in entries:
+                del entries[name]
+                if store == "_buffers":
+                    self._non_persistent_buffers.discard(name)
+                return
         object.__delattr__(self, name)
 
-    def register_parameter(self, name, value):
-        """Register ``value`` (a leaf tensor that requires grad, or None) as parameter
-        ``name``."""
-        if value is not None and not _is_parameter(value):
-            raise TypeError(f"parameter {name!r} must be a leaf tensor with requires_grad=True")
-        setattr(self, name, value)
+    def register_parameter(self, name, param):
+        """Register ``param`` (a :class:`Parameter`, or None for an empty slot) as
+        parameter ``name``. Plain tensors are refused, as in PyTorch."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign parameter before Module.__init__() call")
+        _check_name("parameter", self, name, self._parameters)
+        if param is None:
+            self._parameters[name] = None
+            return
+        if not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign {_typename(param)!r} object to parameter {name!r} "
+                            "(tapegrad.nn.Parameter or None required)")
+        if not param.is_leaf:
+            raise ValueError(f"cannot assign a non-leaf tensor to parameter {name!r}: a "
+                             "Parameter must be a leaf (make it from a detached tensor)")
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):  # noqa: F402 - PyTorch's name
+        """Register ``tensor`` (or None) as buffer ``name``: part of the module's state,
+        saved in ``state_dict()`` when ``persistent``, never in ``parameters()``."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        _check_name("buffer", self, name, self._buffers)
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign {_typename(tensor)!r} object to buffer {name!r} "
+                            "(tapegrad.Tensor or None required)")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        setattr(self, str(name), module)
+            raise TypeError(f"{_typename(module)} is not a Module subclass")
+        if "_modules" not in self.__dict__:
+            raise AttributeError("cannot assign module before Module.__init__() call")
+        name = str(name)
+        _check_name("module", self, name, self._modules)
+        self._modules[name] = module
+
+    register_module = add_module
 
     # ------------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):
@@ -116,38 +216,57 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def named_parameters(self, prefix="", recurse=True):
-        """(name, tensor) for every parameter, PyTorch's order and names; a tensor shared
-        by two modules is listed once."""
+    def _named_members(self, store, prefix, recurse, remove_duplicate):
         seen = set()
         mods = self.named_modules(prefix) if recurse else [(prefix, self)]
         for mname, mod in mods:
-            for pname, p in mod._parameters.items():
-                if p is None or id(p) in seen:
+            for name, t in getattr(mod, store).items():
+                if t is None or (remove_duplicate and id(t) in seen):
                     continue
-                seen.add(id(p))
-                yield (f"{mname}.{pname}" if mname else pname), p
+                seen.add(id(t))
+                yield (f"{mname}.{name}" if mname else name), t
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(name, Parameter) for every parameter, PyTorch's order and names; a parameter
+        shared by two modules is listed once (unless ``remove_duplicate=False``)."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    # ------------------------------------------------------------------ state
-    def state_dict(self):
-        """An ordered dict name -> tensor (detached, sharing the parameter's memory, as
-        PyTorch's). Convert with ``{k: v.numpy() for k, v in sd.items()}`` for torch."""
-        return OrderedDict((name, p.detach()) for name, p in self._all_named_parameters())
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(name, tensor) for every buffer (persistent or not), PyTorch's order and names."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
-    def _all_named_parameters(self):
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self, *, prefix="", keep_vars=False):
+        """An ordered dict name -> tensor: each module's parameters, then its persistent
+        buffers, then its children's, as in PyTorch. Values are detached and share the
+        module's memory (``keep_vars=True`` gives the Parameters themselves). Convert
+        with ``{k: v.numpy() for k, v in sd.items()}`` for torch."""
+        return OrderedDict((name, t if keep_vars else t.detach())
+                           for name, t in self._state_items(prefix))
+
+    def _state_items(self, prefix=""):
         # Unlike named_parameters, keeps shared tensors under every name (as PyTorch's
         # state_dict does).
-        for mname, mod in self.named_modules():
-            for pname, p in mod._parameters.items():
-                if p is not None:
-                    yield (f"{mname}.{pname}" if mname else pname), p
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, p
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent_buffers:
+                yield prefix + name, b
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m._state_items(prefix + name + ".")
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values into the existing parameters, in place (optimizers holding them
+        """Copy values into the existing parameters and persistent buffers, in place (optimizers holding them
         keep working). Values may be tapegrad tensors, numpy arrays, torch tensors or
         nested lists; each is converted to its parameter's dtype.
 
@@ -157,7 +276,7 @@ class Module:
         if not hasattr(state_dict, "items"):
             raise TypeError(f"load_state_dict: expected a mapping name -> tensor, got "
                             f"{type(state_dict).__name__}")
-        own = OrderedDict(self._all_named_parameters())
+        own = OrderedDict(self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
@@ -176,7 +295,7 @@ class Module:
             if arr.shape != p.shape:
                 raise ValueError(f"error loading state dict into {type(self).__name__}: size "
                                  f"mismatch for {name!r}: copying a value of shape {arr.shape}, "
-                                 f"the parameter has shape {p.shape}")
+                                 f"the module's tensor has shape {p.shape}")
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"load_state_dict: {name!r} has non-numeric dtype {arr.dtype}")
             arrays.append((p, np.ascontiguousarray(arr, dtype=p.dtype.numpy)))
@@ -193,6 +312,23 @@ class Module:
                 p.grad = None
             else:
                 lib.tg_tensor_zero_grad(p._h)
+
+    def to(self, *args, **kwargs):
+        """``model.to(device)``: tapegrad runs on the CPU, so "cpu" returns the module
+        unchanged (any other device is refused). Converting the parameters' dtype is not
+        supported yet: build the model with ``dtype=`` instead."""
+        from ..tensor import _is_device, check_device
+        for a in list(args) + list(kwargs.values()):
+            if _is_device(a):
+                check_device(a)
+            elif a is not None and not isinstance(a, bool):
+                raise NotImplementedError(
+                    f"tapegrad: Module.to({a!r}) would convert the parameters' dtype, which is not "
+                    "supported yet; build the model with dtype=... instead")
+        return self
+
+    def cpu(self):
+        return self
 
     def train(self, mode=True):
         for m in self.modules():

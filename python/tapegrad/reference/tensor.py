@@ -358,6 +358,8 @@ class RTensor:
 
     def softmax(self, dim):
         def slice_softmax(xs):
+            if not xs:
+                return []
             m = max(x.data for x in xs)
             es = [(x - m).exp() for x in xs]
             s = vsum(es)
@@ -366,6 +368,8 @@ class RTensor:
 
     def log_softmax(self, dim):
         def slice_log_softmax(xs):
+            if not xs:
+                return []
             m = max(x.data for x in xs)
             shifted = [x - m for x in xs]
             log_s = vsum([z.exp() for z in shifted]).log()
