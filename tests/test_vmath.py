@@ -64,7 +64,7 @@ LEVELS = _vmath_levels()
 
 # Measured maxima (csrc/kernels/vmath.h), rounded up: float32 over all 2^32 inputs,
 # float64 over a 4e6-point sample.
-ULP_BOUND = {np.float32: {"exp": 1.1, "log": 0.9, "tanh": 1.1, "sigmoid": 0.7, "relu": 0.0},
+ULP_BOUND = {np.float32: {"exp": 1.1, "log": 0.9, "tanh": 1.1, "sigmoid": 1.5, "relu": 0.0},
              np.float64: {"exp": 1.0, "log": 0.8, "tanh": 1.5, "sigmoid": 2.5, "relu": 0.0}}
 
 

@@ -9,6 +9,7 @@
 #pragma STDC FP_CONTRACT OFF
 #else
 #pragma GCC target("avx2")
+#pragma GCC optimize("no-trapping-math")
 #endif
 
 #include "vmath.h"

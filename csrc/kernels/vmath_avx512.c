@@ -11,7 +11,7 @@
 #pragma STDC FP_CONTRACT OFF
 #else
 #pragma GCC target("avx512f")
-#pragma GCC optimize("fp-contract=off")
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
 #endif
 
 #include "vmath.h"

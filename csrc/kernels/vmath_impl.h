@@ -26,7 +26,9 @@
  *     put back (so tanh(-0) = -0, tanh(+-large) = +-1 exactly).
  *   sigmoid(x): e = exp(-|x|) in (0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0
  *     (never exp of a large positive number: no overflow, no NaN from a finite x); for
- *     float32 in float64 arithmetic with the float32 exp polynomial, rounded once.
+ *     float32, e is kept as e_hi + e_lo (the rounding error of exp's last add, exact by
+ *     Fast2Sum) and the quotient gets a first-order correction, so that exp's own rounding
+ *     does not add to the quotient's.
  *   relu(x): x < 0 ? 0 : x  (NaN stays NaN, -0 stays -0: PyTorch's results).
  * Measured errors are in vmath.h. */
 
@@ -130,28 +132,35 @@ VM_STATIC float VM_NAME(tanh_f32)(float x) {
     return VM_NAME(float32)(VM_NAME(bits32)(t) | sign);
 }
 
-/* In float64 arithmetic, so that the result is rounded once (the float32 exp's own error
- * would double in the quotient): e = exp(-|x|) with the float32 polynomial, whose error
- * (< 1e-8 relative) is far below float32's, then num / (1 + e) rounded to float32. */
+/* The float32 exp's steps (see exp_f32), then num / (1 + e) corrected for e_lo. */
 VM_STATIC float VM_NAME(sigmoid_f32)(float x) {
-    const double shift = 0x1.8p52, log2e = 0x1.71547652b82fep0;
-    const double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
+    const float shift = 0x1.8p23f, log2e = 0x1.715476p0f;
+    const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
     float na = VM_NAME(float32)(VM_NAME(bits32)(x) | 0x80000000u); /* -|x| */
-    na = na < -110.0f ? -110.0f : na;
+    na = na < -104.0f ? -104.0f : na;
     na = x != x ? 0.0f : na;
-    double xd = (double)na;
-    double t = xd * log2e + shift;
-    double nf = t - shift;
-    int64_t n = (int64_t)(VM_NAME(bits64)(t) - VM_NAME(bits64)(shift)); /* in [-159, 0] */
-    double r = (xd - nf * ln2_hi) - nf * ln2_lo;
-    double q = 0x1.6d113cp-10;
-    q = q * r + 0x1.120ba2p-7;
-    q = q * r + 0x1.55551ap-5;
-    q = q * r + 0x1.5554dcp-3;
-    q = q * r + 0x1p-1;
-    double e = (1.0 + (r + (r * r) * q)) * VM_NAME(float64)((uint64_t)(n + 1023) << 52);
-    double num = x < 0.0f ? e : 1.0;
-    float y = (float)(num / (1.0 + e));
+    float t = na * log2e + shift;
+    float nf = t - shift;
+    int32_t n = (int32_t)(VM_NAME(bits32)(t) - VM_NAME(bits32)(shift)); /* in [-150, 0] */
+    float r = (na - nf * ln2_hi) - nf * ln2_lo;
+    float q = 0x1.6d113cp-10f;
+    q = q * r + 0x1.120ba2p-7f;
+    q = q * r + 0x1.55551ap-5f;
+    q = q * r + 0x1.5554dcp-3f;
+    q = q * r + 0x1p-1f;
+    float w = r + (r * r) * q;
+    float p_hi = 1.0f + w;
+    float p_lo = w - (p_hi - 1.0f); /* p_hi + p_lo = 1 + w exactly (Fast2Sum) */
+    int32_t n1 = (int32_t)((uint32_t)(n + 256) >> 1) - 128, n2 = n - n1;
+    float s1 = VM_NAME(float32)((uint32_t)(n1 + 127) << 23);
+    float s2 = VM_NAME(float32)((uint32_t)(n2 + 127) << 23);
+    float e_hi = (p_hi * s1) * s2, e_lo = (p_lo * s1) * s2; /* e = exp(-|x|) ~ e_hi + e_lo */
+    float d = 1.0f + e_hi;
+    float d_lo = ((1.0f - d) + e_hi) + e_lo; /* 1 + e ~ d + d_lo */
+    float num = x < 0.0f ? e_hi : 1.0f, num_lo = x < 0.0f ? e_lo : 0.0f;
+    float y0 = num / d;
+    float inv = x < 0.0f ? 1.0f - y0 : y0; /* ~ 1 / d, enough for the correction */
+    float y = y0 + (num_lo - y0 * d_lo) * inv;
     return x != x ? x : y;
 }
 
