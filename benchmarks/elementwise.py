@@ -7,7 +7,8 @@ x.grad = None; y = op(x); y.backward(g) on a leaf x (random signs; log gets |x| 
 The two engines run interleaved, rep by rep, in the same process, so both see the same
 machine load; the table gives the median step time of each and the ratio tapegrad / torch
 (< 1: tapegrad is faster). Not a test: nothing is asserted. The SIMD level is tapegrad's
-(TAPEGRAD_SIMD lowers it); PyTorch runs with its default thread count (printed).
+(TAPEGRAD_SIMD lowers it); PyTorch runs with its default thread count (printed;
+--torch-threads sets it), tapegrad's elementwise kernels on one thread.
 """
 import argparse
 import statistics
@@ -54,8 +55,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=0, help="reps per size (default: by size)")
     ap.add_argument("--sizes", default="256,4096")
+    ap.add_argument("--torch-threads", type=int, default=0,
+                    help="torch.set_num_threads (default: PyTorch's own choice)")
     args = ap.parse_args()
     import torch
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     rng = np.random.default_rng(0)
     sizes = [int(s) for s in args.sizes.split(",")]
