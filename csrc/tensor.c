@@ -571,3 +571,15 @@ tg_status tg_normalize_dim(const char *op, int ndim, int *dim) {
     if (*dim < 0) *dim += ndim ? ndim : 1;
     return TG_OK;
 }
+
+/* ------------------------------------------------------------------ version */
+
+_Static_assert(TG_VERSION_NUMBER == TG_VERSION_MAJOR * 10000 + TG_VERSION_MINOR * 100 + TG_VERSION_PATCH,
+               "TG_VERSION_NUMBER does not match TG_VERSION_MAJOR/MINOR/PATCH");
+#define TG_STR_(x) #x
+#define TG_STR(x) TG_STR_(x)
+
+const char *tg_version(void) {
+    return TG_STR(TG_VERSION_MAJOR) "." TG_STR(TG_VERSION_MINOR) "." TG_STR(TG_VERSION_PATCH);
+}
+int tg_version_number(void) { return TG_VERSION_NUMBER; }

@@ -63,9 +63,15 @@
 extern "C" {
 #endif
 
+/* Version of this header. TG_VERSION_NUMBER is MAJOR * 10000 + MINOR * 100 + PATCH;
+ * tg_version_number() is the same number for the library actually loaded, so a program
+ * can check at run time that it runs against a library at least as new as its header.
+ * ABI: the shared library's soname is libtapegrad.so.MAJOR from 1.0 on; while MAJOR is 0,
+ * any minor release may change the API, so the soname is libtapegrad.so.0.MINOR. */
 #define TG_VERSION_MAJOR 0
 #define TG_VERSION_MINOR 1
 #define TG_VERSION_PATCH 0
+#define TG_VERSION_NUMBER 100
 #define TG_MAX_DIMS 8
 
 /* ---------------------------------------------------------------- status */
@@ -352,6 +358,11 @@ int tg_get_num_threads(void);
  * name of op i (NULL when out of range). */
 int tg_op_count(void);
 const char *tg_op_name(int op);
+
+/* The loaded library's version: "MAJOR.MINOR.PATCH", and MAJOR * 10000 + MINOR * 100 +
+ * PATCH (compare with TG_VERSION_NUMBER from the header you compiled against). */
+const char *tg_version(void);
+int tg_version_number(void);
 
 /* The instruction set the kernels dispatch to on this CPU: "avx512", "avx2" or
  * "generic". */

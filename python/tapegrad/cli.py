@@ -1,5 +1,5 @@
-"""The ``tapegrad`` command: ``tapegrad demo`` (the main job: train and print results)
-and ``tapegrad bench`` (the benchmark harness)."""
+"""The ``tapegrad`` command: ``tapegrad demo`` (the main job: train and print results),
+``tapegrad bench`` (the benchmark harness) and ``tapegrad config`` (flags for C builds)."""
 import sys
 
 USAGE = """usage: tapegrad <command> [options]
@@ -8,6 +8,7 @@ commands:
   demo    train the demo models (XOR, digits, gradient-descent modes) and print results
   bench   compare autograd engines on the same workloads (tapegrad bench --help)
   info    print the version, the SIMD level and the thread count
+  config  print the flags a C build needs (tapegrad config --cflags --libs)
 """
 
 
@@ -25,6 +26,10 @@ def main(argv=None):
         from .bench.cli import main as bench_main
 
         return bench_main(rest)
+    if command == "config":
+        from .config import main as config_main
+
+        return config_main(rest)
     if command == "info":
         import tapegrad
 

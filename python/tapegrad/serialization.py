@@ -12,9 +12,6 @@ file or the new one, never a torn one. ``load`` never executes code (no pickles)
 refuses a truncated, corrupt or non-numeric file with a ValueError naming it.
 """
 import os
-import tempfile
-import zipfile
-import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -56,6 +53,9 @@ def save(obj, path):
             raise TypeError(f"save: state dict keys must be strings, got {k!r}")
         _check_key(k)
         arrays[k] = _to_array(k, v)
+    import tempfile  # imported on first use: `import tapegrad` stays light
+    import zipfile
+
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(target) + ".", suffix=".tmp", dir=directory)
@@ -97,6 +97,9 @@ def _fsync_dir(directory):
 
 def load(path):
     """Read a state dict written by :func:`save`: an ordered dict name -> tensor."""
+    import zipfile
+    import zlib
+
     path = os.fspath(path)
     out = OrderedDict()
     try:

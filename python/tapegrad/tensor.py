@@ -309,11 +309,6 @@ class Tensor:
             return self.clone() if copy else self
         return _wrap(lib.tg_to_dtype(self._h, dt.code))
 
-    def type(self, dtype=None):
-        if dtype is None:
-            return f"tapegrad.{self.dtype.name}"
-        return self.to(dtype)
-
     def float(self):
         return self.to(float32)
 
@@ -542,62 +537,76 @@ class Tensor:
     # goes through _promoted, which applies PyTorch's type promotion first.
     def __add__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_add(self._h, other._h) or _retry("add", self, other))
+            p = lib.tg_add(self._h, other._h)
+            return _wrap(p) if p else _retry("add", self, other)
         if _is_number(other):
-            return _wrap(lib.tg_add_scalar(self._h, other) or _retry("add", self, other))
+            p = lib.tg_add_scalar(self._h, other)
+            return _wrap(p) if p else _retry("add", self, other)
         return _promoted("add", self, other)
 
     def __radd__(self, other):
         if _is_number(other):
-            return _wrap(lib.tg_add_scalar(self._h, other) or _retry("add", other, self))
+            p = lib.tg_add_scalar(self._h, other)
+            return _wrap(p) if p else _retry("add", other, self)
         return _promoted("add", other, self)
 
     def __sub__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_sub(self._h, other._h) or _retry("sub", self, other))
+            p = lib.tg_sub(self._h, other._h)
+            return _wrap(p) if p else _retry("sub", self, other)
         if _is_number(other) and not isinstance(other, bool):
-            return _wrap(lib.tg_add_scalar(self._h, -other) or _retry("sub", self, other))
+            p = lib.tg_add_scalar(self._h, -other)
+            return _wrap(p) if p else _retry("sub", self, other)
         return _promoted("sub", self, other)
 
     def __rsub__(self, other):
         if _is_number(other) and not isinstance(other, bool):
-            return _wrap(lib.tg_rsub_scalar(self._h, other) or _retry("sub", other, self))
+            p = lib.tg_rsub_scalar(self._h, other)
+            return _wrap(p) if p else _retry("sub", other, self)
         return _promoted("sub", other, self)
 
     def __mul__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_mul(self._h, other._h) or _retry("mul", self, other))
+            p = lib.tg_mul(self._h, other._h)
+            return _wrap(p) if p else _retry("mul", self, other)
         if _is_number(other):
-            return _wrap(lib.tg_mul_scalar(self._h, other) or _retry("mul", self, other))
+            p = lib.tg_mul_scalar(self._h, other)
+            return _wrap(p) if p else _retry("mul", self, other)
         return _promoted("mul", self, other)
 
     def __rmul__(self, other):
         if _is_number(other):
-            return _wrap(lib.tg_mul_scalar(self._h, other) or _retry("mul", other, self))
+            p = lib.tg_mul_scalar(self._h, other)
+            return _wrap(p) if p else _retry("mul", other, self)
         return _promoted("mul", other, self)
 
     def __truediv__(self, other):
         if type(other) is Tensor:
-            return _wrap(lib.tg_div(self._h, other._h) or _retry("div", self, other))
+            p = lib.tg_div(self._h, other._h)
+            return _wrap(p) if p else _retry("div", self, other)
         if _is_number(other):
-            return _wrap(lib.tg_div_scalar(self._h, other) or _retry("div", self, other))
+            p = lib.tg_div_scalar(self._h, other)
+            return _wrap(p) if p else _retry("div", self, other)
         return _promoted("div", self, other)
 
     def __rtruediv__(self, other):
         if _is_number(other):
-            return _wrap(lib.tg_rdiv_scalar(self._h, other) or _retry("div", other, self))
+            p = lib.tg_rdiv_scalar(self._h, other)
+            return _wrap(p) if p else _retry("div", other, self)
         return _promoted("div", other, self)
 
     def __pow__(self, exponent):
         if _is_number(exponent):
             if self.dtype is int64 and isinstance(exponent, numbers.Integral):
                 return _wrap(lib.tg_pow_scalar(self._h, exponent))  # int64 ** int stays int64
-            return _wrap(lib.tg_pow_scalar(self._h, exponent) or _retry("pow", self, exponent))
+            p = lib.tg_pow_scalar(self._h, exponent)
+            return _wrap(p) if p else _retry("pow", self, exponent)
         return _promoted("pow", self, exponent)
 
     def __rpow__(self, base):
         if _is_number(base):
-            return _wrap(lib.tg_rpow_scalar(self._h, base) or _retry("pow", base, self))
+            p = lib.tg_rpow_scalar(self._h, base)
+            return _wrap(p) if p else _retry("pow", base, self)
         return _promoted("pow", base, self)
 
     def __neg__(self):
@@ -683,16 +692,20 @@ class Tensor:
 
     # Floating functions of int64/bool tensors compute in float32, as PyTorch's do.
     def exp(self):
-        return _wrap(lib.tg_exp(self._h) or _float_retry(lib.tg_exp, self))
+        p = lib.tg_exp(self._h)
+        return _wrap(p) if p else _float_retry(lib.tg_exp, self)
 
     def log(self):
-        return _wrap(lib.tg_log(self._h) or _float_retry(lib.tg_log, self))
+        p = lib.tg_log(self._h)
+        return _wrap(p) if p else _float_retry(lib.tg_log, self)
 
     def sigmoid(self):
-        return _wrap(lib.tg_sigmoid(self._h) or _float_retry(lib.tg_sigmoid, self))
+        p = lib.tg_sigmoid(self._h)
+        return _wrap(p) if p else _float_retry(lib.tg_sigmoid, self)
 
     def tanh(self):
-        return _wrap(lib.tg_tanh(self._h) or _float_retry(lib.tg_tanh, self))
+        p = lib.tg_tanh(self._h)
+        return _wrap(p) if p else _float_retry(lib.tg_tanh, self)
 
     def relu(self):
         return _wrap(lib.tg_relu(self._h))
@@ -901,24 +914,16 @@ def _float_retry(fn, t):
     if lib.tg_last_status() != lib.TG_ERR_DTYPE or t.dtype.is_floating_point:
         raise last_error()
     lib.tg_clear_error()
-    return fn(_operand(t, float32)._h) or _raise_last()
-
-
-def _raise_last():
-    raise last_error()
+    return _wrap(fn(_operand(t, float32)._h))
 
 
 def _retry(op, a, b):
-    """After a fast-path C call failed: a dtype mismatch is retried with promotion
-    (returns the new handle); any other failure raises the C error."""
+    """After a fast-path C call failed: a dtype mismatch is retried with promotion; any
+    other failure raises the C error."""
     if lib.tg_last_status() != lib.TG_ERR_DTYPE:
         raise last_error()
     lib.tg_clear_error()
-    out = _promoted(op, a, b)
-    # hand the C reference over to the caller's _wrap: keep it alive, give up our gc
-    h = out._h
-    lib.tg_tensor_retain(h)
-    return h
+    return _promoted(op, a, b)
 
 
 _CMP_NAMES = {lib.TG_CMP_EQ: "==", lib.TG_CMP_NE: "!=", lib.TG_CMP_LT: "<",

@@ -5,6 +5,7 @@ loss, one for backward, one for the optimizer step. ``fit`` only arranges: it co
 the data once, picks the batches (``tapegrad.data``), records losses and metrics, and
 shows a progress bar on long runs.
 """
+import os
 import sys
 import time
 
@@ -256,7 +257,8 @@ def _progress_bar(total, enabled, desc):
 
 
 def fit(model, X, y, loss, optimizer, epochs, batch_size=None, shuffle=True, seed=0,
-        validation=None, metrics=("accuracy",), progress=True, drop_last=False, callback=None):
+        validation=None, metrics=("accuracy",), progress=True, drop_last=False, callback=None,
+        checkpoint=None, checkpoint_every=None, resume=False):
     """Train ``model`` on numpy data and return a :class:`History`.
 
     * ``loss``: "mse", "bce", "bce_with_logits", "cross_entropy", or a callable
@@ -269,6 +271,13 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size=None, shuffle=True, see
     * ``progress``: a tqdm bar on stderr for long runs (at least 2000 steps), only when
       tqdm is installed and stderr is a terminal.
     * ``callback(epoch, history)``: called after each epoch; return True to stop early.
+    * ``checkpoint``: a path; the model, the optimizer, the history and the position in
+      the run are saved there (atomically, :func:`tapegrad.save`) every
+      ``checkpoint_every`` steps (default: at the end of each epoch) and at the end.
+      With ``resume=True`` and an existing checkpoint, the run continues from it — also
+      from the middle of an epoch, since batch orders depend only on ``seed`` and the
+      epoch — and ends with exactly the parameters of an uninterrupted run. The
+      checkpoint records the run's settings and a mismatching resume raises ValueError.
 
     Inputs are converted once to the model's dtype (its first parameter's); float targets
     too, class labels to int64. A 1-D float target for a model with one output column is
@@ -329,19 +338,32 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size=None, shuffle=True, see
             return ((from_numpy(xb, dtype), from_numpy(yb, y_dtype)) for xb, yb in batches)
     zero_grad, step = optimizer.zero_grad, optimizer.step
     step_loss = history.step_loss
+    run = {"epochs": epochs, "batch_size": batch_size, "shuffle": bool(shuffle), "seed": int(seed),
+           "drop_last": bool(drop_last), "samples": int(len(Xa)), "steps_per_epoch": steps_per_epoch}
+    every = _check_every(checkpoint_every, steps_per_epoch) if checkpoint is not None else None
+    first_epoch, skip = 0, 0
+    if checkpoint is not None and resume and os.path.exists(os.fspath(checkpoint)):
+        first_epoch, skip = _restore(checkpoint, model, optimizer, history, run)
     start = time.perf_counter()
     last_bar = start
     try:
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
             t0 = time.perf_counter()
-            total = 0.0
-            for xb, yb in epoch_batches():
+            batches.set_epoch(epoch)  # the order is a function of (seed, epoch), also on resume
+            for k, (xb, yb) in enumerate(epoch_batches()):
+                if k < skip:  # resumed mid-epoch: these steps are already done
+                    continue
                 value = fn(model(xb), yb)
                 zero_grad()
                 value.backward()
                 step()
-                v = value.item()
-                step_loss.append(v)
+                step_loss.append(value.item())
+                if every is not None and (len(step_loss) % every == 0) and k + 1 < steps_per_epoch:
+                    _save_checkpoint(checkpoint, model, optimizer, history, run, epoch, k + 1)
+            skip = 0
+            # the same additions, in the same order, as a running total: bitwise equal
+            total = 0.0
+            for v in step_loss[len(step_loss) - steps_per_epoch:]:
                 total += v
             history.loss.append(total / steps_per_epoch)
             history.epoch_time.append(time.perf_counter() - t0)
@@ -350,6 +372,8 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size=None, shuffle=True, see
                 history._record("val_loss", r.pop("loss"))
                 for k, v in r.items():
                     history._record(f"val_{k}", v)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, optimizer, history, run, epoch + 1, 0)
             if bar is not None:
                 bar.update(1)
                 now = time.perf_counter()
@@ -363,3 +387,72 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size=None, shuffle=True, see
             bar.close()
         history.seconds = time.perf_counter() - start
     return history
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _check_every(every, steps_per_epoch):
+    if every is None:
+        return None
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"fit: checkpoint_every must be a positive number of steps, got {every!r}")
+    return every
+
+
+def _save_checkpoint(path, model, optimizer, history, run, epoch, step_in_epoch):
+    """Everything a resumed run needs, in one .npz: parameters ("model.<name>"), optimizer
+    state arrays ("optim.<param>.<name>") and, as JSON, the rest."""
+    import json
+
+    from .serialization import save
+
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    opt_meta = {"param_groups": opt["param_groups"], "step": opt["step"], "state": {}}
+    for i, entry in opt["state"].items():
+        opt_meta["state"][str(i)] = {}
+        for name, value in entry.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optim.{i}.{name}"] = value
+                opt_meta["state"][str(i)][name] = None
+            else:
+                opt_meta["state"][str(i)][name] = value
+    meta = {"format": "tapegrad-fit-checkpoint-1", "run": run, "epoch": epoch,
+            "step_in_epoch": step_in_epoch, "optimizer": opt_meta,
+            "history": {"loss": history.loss, "step_loss": history.step_loss,
+                        "epoch_time": history.epoch_time, "metrics": history.metrics}}
+    arrays["fit.meta"] = np.frombuffer(json.dumps(meta, default=float).encode(), dtype=np.uint8)
+    save(arrays, path)
+
+
+def _restore(path, model, optimizer, history, run):
+    """Load a checkpoint into model, optimizer and history; (epoch, step in epoch)."""
+    import json
+
+    from .serialization import load
+
+    saved = load(path)
+    if "fit.meta" not in saved:
+        raise ValueError(f"fit: {path} is not a fit() checkpoint (no fit.meta entry)")
+    meta = json.loads(bytes(saved["fit.meta"].numpy().astype(np.uint8)).decode())
+    if meta.get("format") != "tapegrad-fit-checkpoint-1":
+        raise ValueError(f"fit: {path} has an unknown checkpoint format {meta.get('format')!r}")
+    if meta["run"] != run:
+        diff = {k: (meta["run"].get(k), v) for k, v in run.items() if meta["run"].get(k) != v}
+        raise ValueError(f"fit: checkpoint {path} was written by a run with other settings "
+                         f"(saved, now): {diff}")
+    model.load_state_dict({k[len("model."):]: v for k, v in saved.items() if k.startswith("model.")})
+    opt = meta["optimizer"]
+    state = {}
+    for i, entry in opt["state"].items():
+        state[int(i)] = {name: (saved[f"optim.{i}.{name}"].numpy() if value is None else value)
+                         for name, value in entry.items()}
+    # JSON turned tuples (Adam's betas) into lists
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+              for g in opt["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups, "step": opt["step"]})
+    h = meta["history"]
+    history.loss[:] = h["loss"]
+    history.step_loss[:] = h["step_loss"]
+    history.epoch_time[:] = h["epoch_time"]
+    history.metrics.update(h["metrics"])
+    return meta["epoch"], meta["step_in_epoch"]
