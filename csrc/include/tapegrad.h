@@ -388,6 +388,29 @@ void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t
                        int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
                        int64_t ldc, int accumulate);
 
+/* Elementwise math kernels (csrc/kernels/vmath.h: algorithms, measured ulp errors), the
+ * ones the exp, log, tanh, sigmoid and relu ops run; exposed for tests and benchmarks.
+ * fn is one of TG_VMATH_*. isa: "generic", "avx2", "avx512", or NULL for the level the ops
+ * use now (this CPU's best, lowered by TAPEGRAD_SIMD); a level this CPU lacks, an unknown
+ * name or fn, n < 0 or a NULL array with n > 0: TG_ERR_ARG. Every level gives the same bits.
+ * Arrays must not overlap. */
+#define TG_VMATH_EXP 0
+#define TG_VMATH_LOG 1
+#define TG_VMATH_TANH 2
+#define TG_VMATH_SIGMOID 3
+#define TG_VMATH_RELU 4 /* x < 0 ? 0 : x: relu(NaN) = NaN, relu(-0) = -0, as PyTorch */
+#define TG_VMATH_COUNT 5
+/* y[i] = fn(x[i]), i < n. */
+tg_status tg_vmath_f32(int fn, const float *x, float *y, int64_t n, const char *isa);
+tg_status tg_vmath_f64(int fn, const double *x, double *y, int64_t n, const char *isa);
+/* Backward: gx[i] += g[i] * fn'(.), where a is the forward's output y for exp (g y), tanh
+ * (g (1 - y y)) and sigmoid (g (1 - y) y), its input x for log (g / x) and relu
+ * (x <= 0 ? 0 : g, so a NaN x passes g, as PyTorch). */
+tg_status tg_vmath_grad_f32(int fn, const float *a, const float *g, float *gx, int64_t n,
+                            const char *isa);
+tg_status tg_vmath_grad_f64(int fn, const double *a, const double *g, double *gx, int64_t n,
+                            const char *isa);
+
 /* ---------------------------------------------------------------- allocation-failure tests
  *
  * Test-only switches, compiled into every build and off by default (then an allocation

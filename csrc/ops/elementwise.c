@@ -1,6 +1,7 @@
 /* ops/elementwise.c — binary ops with numpy broadcasting, ops with a scalar, and unary
  * ops. Each forward sits beside its backward. */
 #include "../internal.h"
+#include "../kernels/vmath.h"
 #include "broadcast.h"
 
 #include <string.h>
@@ -154,13 +155,31 @@ tg_status tg_binary_backward(tg_node *n) {
      : (s) == -2   ? (T)1 / ((v) * (v))                                                    \
                    : (T)pow((double)(v), (s)))
 
+/* The vmath kernel (TG_VMATH_*) of a unary op, or -1. */
+static int vmath_fn(tg_op op) {
+    switch (op) {
+    case TG_OP_EXP: return TG_VMATH_EXP;
+    case TG_OP_LOG: return TG_VMATH_LOG;
+    case TG_OP_SIGMOID: return TG_VMATH_SIGMOID;
+    case TG_OP_TANH: return TG_VMATH_TANH;
+    case TG_OP_RELU: return TG_VMATH_RELU;
+    default: return -1;
+    }
+}
+
 static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
     const char *name = tg_op_table[op].name;
     if (tg_check_float(name, a)) return NULL;
     tg_tensor *out = tg_tensor_new_like(a, 0);
     if (!out) return NULL;
     int64_t n = a->numel;
-    TG_FLOAT_SWITCH(a->dtype, {
+    int vfn = vmath_fn(op);
+    if (vfn >= 0) {
+        /* exp, log, sigmoid, tanh, relu: the vectorized kernels (kernels/vmath.h) */
+        const tg_vmath_table *k = tg_vmath_kernels();
+        if (a->dtype == TG_FLOAT32) k->f32[vfn](a->data, out->data, n);
+        else k->f64[vfn](a->data, out->data, n);
+    } else TG_FLOAT_SWITCH(a->dtype, {
         const T *x = a->data;
         T *y = out->data;
         const T s = (T)scalar;
@@ -174,12 +193,8 @@ static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
             UNARY_CASE(TG_OP_POW_SCALAR, POW_LIKE_TORCH(T, v, scalar))
             UNARY_CASE(TG_OP_RPOW_SCALAR, pow(s, v))
             UNARY_CASE(TG_OP_NEG, -v)
-            UNARY_CASE(TG_OP_EXP, exp(v))
-            UNARY_CASE(TG_OP_LOG, log(v))
-            /* Stable for any |v|: never exp of a large positive number. */
-            UNARY_CASE(TG_OP_SIGMOID, v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)))
-            UNARY_CASE(TG_OP_TANH, tanh(v))
-            UNARY_CASE(TG_OP_RELU, v < 0 ? (T)0 : v) /* NaN and -0 pass, as in PyTorch */
+            /* exp, log, sigmoid (stable for any |v|), tanh and relu (NaN and -0 pass, as
+             * in PyTorch) run in kernels/vmath above */
         default: break;
         }
     });
@@ -255,9 +270,19 @@ tg_status tg_unary_backward(tg_node *n) {
     if (!gx_raw) return TG_OK;
     tg_tensor *a = n->inputs[0];
     int64_t count = a->numel;
+    int vfn = vmath_fn(n->op);
+    if (vfn >= 0) {
+        /* PyTorch's formulas, vectorized (kernels/vmath.h): exp g y, log g / x, sigmoid
+         * g (1 - y) y, tanh g (1 - y y), relu (threshold_backward) x <= 0 ? 0 : g, so
+         * NaN's gradient passes through */
+        const tg_vmath_table *k = tg_vmath_kernels();
+        const void *arg = tg_vmath_grad_uses_output(vfn) ? n->saved->data : a->data;
+        if (a->dtype == TG_FLOAT32) k->grad_f32[vfn](arg, n->grad->data, gx_raw, count);
+        else k->grad_f64[vfn](arg, n->grad->data, gx_raw, count);
+        return TG_OK;
+    }
     TG_FLOAT_SWITCH(a->dtype, {
         const T *x = a->data, *g = n->grad->data;
-        const T *y = n->saved ? (const T *)n->saved->data : NULL;
         T *gx = gx_raw;
         const T s = (T)n->scalar;
         switch (n->op) {
@@ -273,13 +298,7 @@ tg_status tg_unary_backward(tg_node *n) {
             /* d(s**x)/dx = s**x log s; 0 for s == 0 and x >= 0, as in PyTorch */
             GRAD_CASE(TG_OP_RPOW_SCALAR, g[i] * (s == 0 && x[i] >= 0 ? (T)0 : pow(s, x[i]) * log(s)))
             GRAD_CASE(TG_OP_NEG, -g[i])
-            GRAD_CASE(TG_OP_EXP, g[i] * y[i])
-            GRAD_CASE(TG_OP_LOG, g[i] / x[i])
-            GRAD_CASE(TG_OP_SIGMOID, g[i] * (1 - y[i]) * y[i])
-            GRAD_CASE(TG_OP_TANH, g[i] * (1 - y[i] * y[i]))
-            /* PyTorch (threshold_backward): 0 where relu(x) <= 0, else g, so NaN's
-             * gradient passes through */
-            GRAD_CASE(TG_OP_RELU, x[i] <= 0 ? (T)0 : g[i])
+            /* exp, log, sigmoid, tanh, relu: kernels/vmath above */
         default: break;
         }
     });

@@ -1,0 +1,59 @@
+/* kernels/vmath.h — vectorized, branch-free elementwise math: exp, log, tanh, sigmoid and
+ * relu over float32 and float64 arrays, forward and backward.
+ *
+ * One algorithm (vmath_impl.h), compiled three times: generic C (vmath.c), AVX2
+ * (vmath_avx2.c) and AVX-512F (vmath_avx512.c), each translation unit with its own
+ * `#pragma GCC target`, where the compiler vectorizes the loops (8 / 16 float32 lanes).
+ * Every element goes through the same IEEE operations at every level, in the vector body
+ * as in the scalar tail, without FMA: every level and every thread count give the same
+ * bits (tests/test_vmath.py checks it at each level this CPU has). The level is chosen per
+ * call like the gemm's: the best this CPU has, lowered by TAPEGRAD_SIMD.
+ *
+ * Accuracy against the exact value (a float64 or long double reference), measured over all 2^32
+ * float32 inputs (the `--exhaustive` command in tests/test_vmath.py's docstring) and a wide
+ * float64 sample, in ulps of the result (normal results; below the normal range the error
+ * is also at most a few units of the smallest subnormal):
+ *              exp     log     tanh    sigmoid   relu
+ *   float32   1.049   0.843   1.065   1.504     exact   (all 2^32 inputs, vs float64)
+ *   float64   0.933   0.769   1.317   1.995     exact   (4e6 inputs, vs long double)
+ * tests/test_vmath.py asserts 1.1 / 0.9 / 1.1 / 1.6 ulp (float32, over a ~10^7-point
+ * strided sweep of the bit patterns) and 1.0 / 0.8 / 1.5 / 2.5 ulp (float64, over 2e5
+ * inputs against numpy's long double). All within 2 ulps, i.e. 4 u |f(x)| with u the unit
+ * roundoff: what tests/bounds.py allows one elementwise op. Everything is computed in the
+ * array's own type.
+ * Special values: exp(+inf) = inf, exp(-inf) = 0, overflow -> inf, underflow -> 0 through
+ * correctly scaled subnormals; log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, subnormal
+ * inputs scaled into the normal range first; tanh(+-inf) = +-1, tanh(-0) = -0; sigmoid(+inf) = 1,
+ * sigmoid(-inf) = 0, never NaN from a finite x; NaN in gives NaN out; relu(NaN) = NaN,
+ * relu(-0) = -0 (as PyTorch), relu's gradient passes g where x is NaN (as PyTorch). */
+#ifndef TG_VMATH_H
+#define TG_VMATH_H
+
+#include <stdint.h>
+
+#include "tapegrad.h" /* TG_VMATH_* function ids */
+
+typedef void (*tg_vm_f32_fn)(const float *restrict x, float *restrict y, int64_t n);
+typedef void (*tg_vm_f64_fn)(const double *restrict x, double *restrict y, int64_t n);
+/* gx[i] += g[i] * f'(.), from a = the output y (exp, tanh, sigmoid) or the input x (log,
+ * relu) */
+typedef void (*tg_vm_grad_f32_fn)(const float *restrict a, const float *restrict g,
+                                  float *restrict gx, int64_t n);
+typedef void (*tg_vm_grad_f64_fn)(const double *restrict a, const double *restrict g,
+                                  double *restrict gx, int64_t n);
+
+/* One level's kernels, indexed by TG_VMATH_*. */
+typedef struct {
+    tg_vm_f32_fn f32[TG_VMATH_COUNT];
+    tg_vm_f64_fn f64[TG_VMATH_COUNT];
+    tg_vm_grad_f32_fn grad_f32[TG_VMATH_COUNT];
+    tg_vm_grad_f64_fn grad_f64[TG_VMATH_COUNT];
+} tg_vmath_table;
+
+/* The kernels of the SIMD level in use now (tg_gemm_simd_level_now: the CPU's best,
+ * lowered by TAPEGRAD_SIMD). Never NULL. */
+const tg_vmath_table *tg_vmath_kernels(void);
+/* Whether fn (TG_VMATH_*) reads the output y (1) or the input x (0) in its gradient. */
+int tg_vmath_grad_uses_output(int fn);
+
+#endif /* TG_VMATH_H */
