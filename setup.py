@@ -27,6 +27,13 @@ HEADER = os.path.join("csrc", "include", "tapegrad.h")
 SHARED_CORE = sys.platform.startswith("linux")
 CORE_FLAGS = ["-std=c11", "-O3", "-Wall", "-Wextra", "-D_POSIX_C_SOURCE=200809L", "-pthread",
               "-fno-math-errno", "-fPIC", "-g0"]
+# TAPEGRAD_SANITIZE=address,undefined,float-cast-overflow builds the core instrumented
+# (`python setup.py build_ext --inplace` in a copy of the tree, then run Python with
+# LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0). The C tests
+# (tests/test_c_library.py, tests/c/) run their own sanitizer builds.
+SANITIZE = os.environ.get("TAPEGRAD_SANITIZE", "")
+SANITIZE_FLAGS = ([f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
+                   "-g"] if SANITIZE else [])
 
 
 def _version():
@@ -85,7 +92,7 @@ class build_ext(_build_ext):
 
         def compile_one(src):
             return cc.compile([src], output_dir=tmp, include_dirs=["csrc/include", "csrc"],
-                              extra_postargs=CORE_FLAGS)[0]
+                              extra_postargs=CORE_FLAGS + SANITIZE_FLAGS)[0]
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             objects = list(pool.map(compile_one, sources))
@@ -97,7 +104,8 @@ class build_ext(_build_ext):
         soname = _soname()
         cc.link_shared_object(objects, os.path.join(libdir, soname),
                               extra_postargs=[f"-Wl,-soname,{soname}",
-                                              f"-Wl,--version-script,{vscript}", "-lm", "-pthread"])
+                                              f"-Wl,--version-script,{vscript}", "-lm", "-pthread"]
+                              + SANITIZE_FLAGS)
         # a copy (wheels cannot hold symlinks) so that -ltapegrad finds it; what a program
         # records is the soname, so at run time both resolve to the file above
         shutil.copyfile(os.path.join(libdir, soname), os.path.join(libdir, "libtapegrad.so"))
