@@ -199,6 +199,8 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
+        if bool(value) and not self.is_leaf and self.requires_grad:
+            return  # already so: a no-op on a non-leaf, as in PyTorch
         check(lib.tg_tensor_set_requires_grad(self._h, bool(value)))
 
     def requires_grad_(self, requires_grad=True):
@@ -384,6 +386,10 @@ class Tensor:
             if value.ndim:
                 raise RuntimeError(f"fill_ only supports a 0-d value tensor, got shape {value.shape}")
             return self.copy_(value)
+        if (self.dtype is float32 and _is_number(value) and abs(float(value)) != float("inf")
+                and abs(float(value)) > 3.4028234663852886e38):  # as PyTorch, not a silent inf
+            raise RuntimeError(f"fill_: value {value!r} cannot be converted to float32 without "
+                               "overflow")
         return self.copy_(tensor(value, dtype=self.dtype))
 
     def zero_(self):
@@ -490,7 +496,16 @@ class Tensor:
 
     def __setitem__(self, index, value):
         """``x[index] = value``: copies value into the view ``x[index]`` (in place)."""
-        self[index].copy_(value)
+        dst = self[index]
+        if isinstance(value, Tensor) and value.ndim > dst.ndim:
+            # PyTorch drops the value's leading size-1 dims: x[0] = v of shape (1, n)
+            shape = value.shape
+            k = 0
+            while len(shape) - k > dst.ndim and shape[k] == 1:
+                k += 1
+            if k:
+                value = value.reshape(shape[k:])
+        dst.copy_(value)
 
     def __iter__(self):
         if self.ndim == 0:
@@ -592,6 +607,8 @@ class Tensor:
         if _is_number(exponent):
             if self.dtype is int64 and isinstance(exponent, numbers.Integral):
                 return _wrap(lib.tg_pow_scalar(self._h, exponent))  # int64 ** int stays int64
+            if not self.dtype.is_floating_point and not isinstance(exponent, numbers.Integral):
+                return _operand(self, float32) ** exponent  # int64 ** 2.0 is float32 (PyTorch)
             return _wrap(lib.tg_pow_scalar(self._h, exponent) or _retry("pow", self, exponent))
         return _promoted("pow", self, exponent)
 
@@ -727,6 +744,8 @@ class Tensor:
     view = reshape
 
     def flatten(self):
+        if self.ndim == 1:
+            return self  # PyTorch returns a 1-D input itself
         return self.reshape(-1)
 
     def transpose(self, dim0, dim1):
