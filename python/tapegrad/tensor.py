@@ -260,7 +260,10 @@ class Tensor:
         return float(self.item())
 
     def __int__(self):
-        return int(self.item())
+        v = self.item()
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            raise ValueError(f"cannot convert a tensor holding {v} to an integer")  # not OverflowError
+        return int(v)
 
     def __bool__(self):
         if self.numel() != 1:
@@ -452,6 +455,9 @@ class Tensor:
         (steps, slices after the first sliced dim, None, tensor or list indices) raises
         NotImplementedError."""
         items = index if isinstance(index, tuple) else (index,)
+        if builtins.sum(isinstance(i, slice) or (isinstance(i, numbers.Integral) and not
+                                                 isinstance(i, bool)) for i in items) > self.ndim:
+            raise IndexError(f"too many indices for a tensor of shape {self.shape}: {index!r}")
         h = None
         t = self
         sliced = False
@@ -984,6 +990,9 @@ def _reduce(fn, t, dim, keepdim):
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):  # () = all, as in torch
         return _wrap(fn(t._h, 1, 0, bool(keepdim)))
     if isinstance(dim, (tuple, list)):
+        if fn == lib.tg_mean and not t.dtype.is_floating_point:  # as the one-dim C path
+            raise TypeError(f"mean: expected a floating tensor (float32 or float64), got "
+                            f"{t.dtype.name}")
         nd = max(t.ndim, 1)
         dims = []
         for d in map(_dim_arg, dim):
