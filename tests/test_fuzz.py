@@ -113,6 +113,8 @@ REFUSALS = [
      "backward with a gradient of another dtype (PyTorch converts it)"),
     (TypeError, r"^(softmax|log_softmax|mean): expected a floating tensor .*got int64",
      "softmax / mean of an EMPTY int64 tensor (PyTorch refuses non-empty ones)"),
+    (RuntimeError, r"result type int64 can't be cast to the desired output type bool",
+     "add_ / sub_ of bool tensors with an integer alpha"),
     (ValueError, r"\.T needs a tensor of at most 2 dims",
      ".T of a 3-D tensor (deprecated in PyTorch)"),
     (TypeError, r"^(sum|mean|softmax|log_softmax|exp|log|sigmoid|tanh): expected a floating "
@@ -595,6 +597,8 @@ EXTENSIONS = [
      "that needs the old values raise"),
     (r"Subtraction, the `-` operator, with a bool tensor is not supported",
      "backward of x ** bool_tensor: PyTorch's own backward formula fails"),
+    (r"some elements of the input tensor and the written-to tensor refer to a single memory",
+     "copy_ between overlapping views: tapegrad copies (PyTorch refuses)"),
     (r"output with shape \[1\] doesn't match the broadcast shape \[1, 1\]",
      "F.linear of a 1-D input, out_features 1 and a (1, 1) bias: PyTorch takes (1, out) biases "
      "for 1-D inputs but this one"),
@@ -972,6 +976,15 @@ def test_int_of_nan_or_inf_is_a_value_error_not_overflow_error():
         with pytest.raises(ValueError, match="to an integer"):
             int(tg.tensor(v))
     assert int(tg.tensor(-2.7)) == -2
+
+
+def test_add_with_alpha_scales_in_the_result_dtype():
+    a = tg.tensor(1.0)
+    a.add_(tg.tensor(-2**63), alpha=2)  # int64 * 2 would wrap to 0 first
+    assert a.item() == float(np.float32(-2.0**64))
+    b = tg.tensor([1.0, 2.0])
+    b.sub_(tg.tensor([1, 2]), alpha=0.5)
+    assert b.tolist() == [0.5, 1.0]
 
 
 # ---------------------------------------------------------------------- subprocess runner

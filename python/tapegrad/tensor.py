@@ -399,11 +399,19 @@ class Tensor:
         """Fill with zeros in place."""
         return self.copy_(_zero_of(self.dtype))
 
+    def _scaled(self, other, alpha):
+        """alpha * other in the result dtype (as PyTorch; int64 other * alpha could wrap)."""
+        if alpha == 1:
+            return other
+        if isinstance(other, Tensor):
+            other = _operand(other, _result_type(self, other))
+        return other * alpha
+
     def add_(self, other, alpha=1):
-        return self._assign(self + (other if alpha == 1 else other * alpha))
+        return self._assign(self + self._scaled(other, alpha))
 
     def sub_(self, other, alpha=1):
-        return self._assign(self - (other if alpha == 1 else other * alpha))
+        return self._assign(self - self._scaled(other, alpha))
 
     def mul_(self, other):
         return self._assign(self * other)
