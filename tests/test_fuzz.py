@@ -601,9 +601,6 @@ EXTENSIONS = [
      "backward of x ** bool_tensor: PyTorch's own backward formula fails"),
     (r"some elements of the input tensor and the written-to tensor refer to a single memory",
      "copy_ between overlapping views: tapegrad copies (PyTorch refuses)"),
-    (r"self and mat2 must have the same dtype",
-     "KNOWN BUG, reported: F.linear with mismatched dtypes returns an empty result for an "
-     "empty N-d input instead of raising TypeError (listed so long runs go on)"),
     (r"output with shape \[1\] doesn't match the broadcast shape \[1, 1\]",
      "F.linear of a 1-D input, out_features 1 and a (1, 1) bias: PyTorch takes (1, out) biases "
      "for 1-D inputs but this one"),
@@ -990,6 +987,14 @@ def test_add_with_alpha_scales_in_the_result_dtype():
     b = tg.tensor([1.0, 2.0])
     b.sub_(tg.tensor([1, 2]), alpha=0.5)
     assert b.tolist() == [0.5, 1.0]
+
+
+def test_linear_composed_path_refuses_a_bias_of_another_dtype():
+    x, w = tg.zeros(0, 2, 0, 1, dtype=tg.float64), tg.zeros(0, 1, dtype=tg.float64)
+    for b in (tg.zeros(1, 0), tg.zeros(())):
+        with pytest.raises(TypeError, match="linear: dtype mismatch"):
+            TF.linear(x, w, b)  # it promoted (y + bias); PyTorch refuses
+    assert TF.linear(x, w, tg.zeros((), dtype=tg.float64)).shape == (0, 2, 0, 0)
 
 
 # ---------------------------------------------------------------------- subprocess runner

@@ -120,6 +120,9 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
             target = (1, out)
     if bias is None:
         return y
+    if bias.dtype is not y.dtype:  # y + bias would promote; PyTorch (and tg_linear) refuse
+        raise TypeError(f"linear: dtype mismatch, {y.dtype.name} output and {bias.dtype.name} bias "
+                        f"of shape {bshape} (convert one first)")
     if len(bshape) > len(target) or any(b not in (1, t) for b, t in
                                         zip(reversed(bshape), reversed(target))):
         raise ValueError(f"linear: bias of shape {bshape} does not match weight of shape "
