@@ -103,6 +103,10 @@ tg_tensor *tg_transpose(tg_tensor *a, int dim0, int dim1) {
         const int64_t *x = a->data;
         int64_t *y = out->data;
         TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
+    } else if (a->dtype == TG_BOOL) { /* 1 byte: not TG_FLOAT_SWITCH's double */
+        const uint8_t *x = a->data;
+        uint8_t *y = out->data;
+        TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
     } else {
         TG_FLOAT_SWITCH(a->dtype, {
             const T *x = a->data;

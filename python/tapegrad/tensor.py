@@ -199,6 +199,8 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value):
+        if bool(value) and not self.is_leaf and self.requires_grad:
+            return  # already so: a no-op on a non-leaf, as in PyTorch
         check(lib.tg_tensor_set_requires_grad(self._h, bool(value)))
 
     def requires_grad_(self, requires_grad=True):
@@ -258,7 +260,10 @@ class Tensor:
         return float(self.item())
 
     def __int__(self):
-        return int(self.item())
+        v = self.item()
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            raise ValueError(f"cannot convert a tensor holding {v} to an integer")  # not OverflowError
+        return int(v)
 
     def __bool__(self):
         if self.numel() != 1:
@@ -379,17 +384,29 @@ class Tensor:
             if value.ndim:
                 raise RuntimeError(f"fill_ only supports a 0-d value tensor, got shape {value.shape}")
             return self.copy_(value)
+        if (self.dtype is float32 and _is_number(value) and abs(float(value)) != float("inf")
+                and abs(float(value)) > 3.4028234663852886e38):  # as PyTorch, not a silent inf
+            raise RuntimeError(f"fill_: value {value!r} cannot be converted to float32 without "
+                               "overflow")
         return self.copy_(tensor(value, dtype=self.dtype))
 
     def zero_(self):
         """Fill with zeros in place."""
         return self.copy_(_zero_of(self.dtype))
 
+    def _scaled(self, other, alpha):
+        """alpha * other in the result dtype (as PyTorch; int64 other * alpha could wrap)."""
+        if alpha == 1:
+            return other
+        if isinstance(other, Tensor):
+            other = _operand(other, _result_type(self, other))
+        return other * alpha
+
     def add_(self, other, alpha=1):
-        return self._assign(self + (other if alpha == 1 else other * alpha))
+        return self._assign(self + self._scaled(other, alpha))
 
     def sub_(self, other, alpha=1):
-        return self._assign(self - (other if alpha == 1 else other * alpha))
+        return self._assign(self - self._scaled(other, alpha))
 
     def mul_(self, other):
         return self._assign(self * other)
@@ -441,6 +458,9 @@ class Tensor:
         (steps, slices after the first sliced dim, None, tensor or list indices) raises
         NotImplementedError."""
         items = index if isinstance(index, tuple) else (index,)
+        if builtins.sum(isinstance(i, slice) or (isinstance(i, numbers.Integral) and not
+                                                 isinstance(i, bool)) for i in items) > self.ndim:
+            raise IndexError(f"too many indices for a tensor of shape {self.shape}: {index!r}")
         h = None
         t = self
         sliced = False
@@ -485,7 +505,16 @@ class Tensor:
 
     def __setitem__(self, index, value):
         """``x[index] = value``: copies value into the view ``x[index]`` (in place)."""
-        self[index].copy_(value)
+        dst = self[index]
+        if isinstance(value, Tensor) and value.ndim > dst.ndim:
+            # PyTorch drops the value's leading size-1 dims: x[0] = v of shape (1, n)
+            shape = value.shape
+            k = 0
+            while len(shape) - k > dst.ndim and shape[k] == 1:
+                k += 1
+            if k:
+                value = value.reshape(shape[k:])
+        dst.copy_(value)
 
     def __iter__(self):
         if self.ndim == 0:
@@ -599,6 +628,8 @@ class Tensor:
         if _is_number(exponent):
             if self.dtype is int64 and isinstance(exponent, numbers.Integral):
                 return _wrap(lib.tg_pow_scalar(self._h, exponent))  # int64 ** int stays int64
+            if not self.dtype.is_floating_point and not isinstance(exponent, numbers.Integral):
+                return _operand(self, float32) ** exponent  # int64 ** 2.0 is float32 (PyTorch)
             p = lib.tg_pow_scalar(self._h, exponent)
             return _wrap(p) if p else _retry("pow", self, exponent)
         return _promoted("pow", self, exponent)
@@ -740,6 +771,8 @@ class Tensor:
     view = reshape
 
     def flatten(self):
+        if self.ndim == 1:
+            return self  # PyTorch returns a 1-D input itself
         return self.reshape(-1)
 
     def transpose(self, dim0, dim1):
@@ -970,6 +1003,9 @@ def _reduce(fn, t, dim, keepdim):
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):  # () = all, as in torch
         return _wrap(fn(t._h, 1, 0, bool(keepdim)))
     if isinstance(dim, (tuple, list)):
+        if fn == lib.tg_mean and not t.dtype.is_floating_point:  # as the one-dim C path
+            raise TypeError(f"mean: expected a floating tensor (float32 or float64), got "
+                            f"{t.dtype.name}")
         nd = max(t.ndim, 1)
         dims = []
         for d in map(_dim_arg, dim):

@@ -99,11 +99,12 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
         raise ValueError(f"linear: input of shape {ishape} does not match weight of shape "
                          f"{wshape}: input's last dim must equal weight's last dim ({wshape[-1]})")
 
+    rows = int(np.prod(ishape[:-1], dtype=np.int64))  # not -1: ambiguous for 0 elements
     if len(wshape) == 1:
         if bias is not None and (nd == 2 or bshape != ()):
             refuse("with a 1-D weight the bias must be 0-d and the input 1-D or at least 3-D "
                    "(as in PyTorch)")
-        flat = input if nd <= 2 else input.reshape(-1, ishape[-1])
+        flat = input if nd <= 2 else input.reshape(rows, ishape[-1])
         y = flat @ weight
         if nd > 2:
             y = y.reshape(ishape[:-1])
@@ -114,11 +115,14 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
             y = _wrap(lib.tg_linear(input._h, weight._h, _NULL))
             target = (ishape[0], out) if nd == 2 else (1, out)
         else:
-            y = _wrap(lib.tg_linear(input.reshape(-1, ishape[-1])._h, weight._h, _NULL))
+            y = _wrap(lib.tg_linear(input.reshape(rows, ishape[-1])._h, weight._h, _NULL))
             y = y.reshape(*ishape[:-1], out)
             target = (1, out)
     if bias is None:
         return y
+    if bias.dtype is not y.dtype:  # y + bias would promote; PyTorch (and tg_linear) refuse
+        raise TypeError(f"linear: dtype mismatch, {y.dtype.name} output and {bias.dtype.name} bias "
+                        f"of shape {bshape} (convert one first)")
     if len(bshape) > len(target) or any(b not in (1, t) for b, t in
                                         zip(reversed(bshape), reversed(target))):
         raise ValueError(f"linear: bias of shape {bshape} does not match weight of shape "
@@ -130,11 +134,11 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
 
 
 def sigmoid(input):  # noqa: A002
-    return _wrap(lib.tg_sigmoid(_input(input, "sigmoid")._h))
+    return _input(input, "sigmoid").sigmoid()  # int64/bool compute in float32, as Tensor.sigmoid
 
 
 def tanh(input):  # noqa: A002
-    return _wrap(lib.tg_tanh(_input(input, "tanh")._h))
+    return _input(input, "tanh").tanh()  # int64/bool compute in float32, as Tensor.tanh
 
 
 def relu(input):  # noqa: A002
