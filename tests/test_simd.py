@@ -16,19 +16,7 @@ import tapegrad as tg
 from bounds import assert_within, matmul_bound
 from tapegrad._ffi import ffi, lib
 
-ALL_LEVELS = ["generic", "avx2", "avx512"]
-
-
-def _cpu_level():
-    mp = pytest.MonkeyPatch()
-    mp.delenv("TAPEGRAD_SIMD", raising=False)
-    try:
-        return tg.simd_level()
-    finally:
-        mp.undo()
-
-
-CPU_LEVEL = _cpu_level()
+from simd_levels import ALL_LEVELS, CPU_LEVEL
 LEVELS = ALL_LEVELS[:ALL_LEVELS.index(CPU_LEVEL) + 1]  # this CPU's level and every lower one
 
 

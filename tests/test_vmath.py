@@ -25,19 +25,7 @@ import pytest
 import tapegrad as tg
 from tapegrad._ffi import ffi, lib
 
-ALL_LEVELS = ["generic", "avx2", "avx512"]
-
-
-def _cpu_level():
-    mp = pytest.MonkeyPatch()
-    mp.delenv("TAPEGRAD_SIMD", raising=False)
-    try:
-        return tg.simd_level()
-    finally:
-        mp.undo()
-
-
-CPU_LEVEL = _cpu_level()
+from simd_levels import ALL_LEVELS, CPU_LEVEL
 
 
 def _vmath_levels():
