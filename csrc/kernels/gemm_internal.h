@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+#include "tapegrad.h"
+
 typedef void (*tg_gemm_ukernel_f32)(int64_t kc, const float *a_panel, const float *b_panel,
                                     float *C, int64_t ldc, int load_c);
 typedef void (*tg_gemm_ukernel_f64)(int64_t kc, const double *a_panel, const double *b_panel,
@@ -25,14 +27,9 @@ typedef void (*tg_gemm_ukernel_f64)(int64_t kc, const double *a_panel, const dou
 #define TG_GEMM_MAX_MR 16
 #define TG_GEMM_MAX_NR 32
 
-/* Reference kernels: the plain triple loop, same semantics as tg_gemm_*. Used by the tests
- * (exported in tapegrad.h) and as the fallback when a packing buffer cannot be allocated. */
-void tg_gemm_naive_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                       int trans_a, const float *B, int64_t ldb, int trans_b, float *C,
-                       int64_t ldc, int accumulate);
-void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
-                       int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
-                       int64_t ldc, int accumulate);
+/* Reference kernels tg_gemm_naive_f32/f64 (the plain triple loop, same semantics as
+ * tg_gemm_*): declared in tapegrad.h, used by the tests and as the fallback when a packing
+ * buffer cannot be allocated. */
 
 /* SIMD levels, lowest first. tg_gemm_simd_level_now() is what the CPU supports, lowered by
  * the environment variable TAPEGRAD_SIMD=generic|avx2|avx512 (never raised). */

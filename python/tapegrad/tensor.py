@@ -7,7 +7,7 @@ import numpy as np
 
 from ._ffi import check, ffi, last_error, lib
 from .dtypes import (_CODE_TO_DTYPE, DType, as_dtype, bool_, float32, float64, int64,
-                     result_type_of, _RANK)
+                     promote_types, result_type_of)
 from . import random as _random
 
 _release = lib.tg_tensor_release
@@ -868,24 +868,18 @@ def _result_type(*operands):
     for x in operands:
         if isinstance(x, Tensor):
             if x.ndim:
-                dim = _promote(dim, x.dtype)
+                dim = promote_types(dim, x.dtype)
             else:
-                zero = _promote(zero, x.dtype)
+                zero = promote_types(zero, x.dtype)
         elif isinstance(x, (bool, np.bool_)):
-            number = _promote(number, bool_)
+            number = promote_types(number, bool_)
         elif isinstance(x, numbers.Integral):
-            number = _promote(number, int64)
+            number = promote_types(number, int64)
         elif isinstance(x, numbers.Real):
-            number = _promote(number, float32)
+            number = promote_types(number, float32)
         else:
             raise TypeError(f"unsupported operand type {type(x).__name__}")
     return result_type_of(dim, zero, number)
-
-
-def _promote(a, b):
-    if a is None:
-        return b
-    return a if _RANK[a] >= _RANK[b] else b
 
 
 def result_type(a, b):
