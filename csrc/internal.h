@@ -73,41 +73,47 @@ struct tg_tensor {
 
 /* ------------------------------------------------------------------ the op table */
 
-/* One enum value per recorded op; every op-indexed table is checked against
- * TG_OP_COUNT with a static assert. */
+/* Every recorded op, once: X(ENUM_SUFFIX, row) gives the enum value TG_OP_<ENUM_SUFFIX>
+ * and the row tg_row_<row>, defined beside the op's kernels in ops/ (see "op rows"
+ * below). Adding an op is one line here and its row with its kernels. */
+#define TG_OP_LIST(X) \
+    X(ADD, add) \
+    X(SUB, sub) \
+    X(MUL, mul) \
+    X(DIV, div) \
+    X(ADD_SCALAR, add_scalar) \
+    X(MUL_SCALAR, mul_scalar) \
+    X(RSUB_SCALAR, rsub_scalar) \
+    X(DIV_SCALAR, div_scalar) \
+    X(RDIV_SCALAR, rdiv_scalar) \
+    X(POW_SCALAR, pow_scalar) \
+    X(NEG, neg) \
+    X(EXP, exp) \
+    X(LOG, log) \
+    X(SIGMOID, sigmoid) \
+    X(TANH, tanh) \
+    X(RELU, relu) \
+    X(MATMUL, matmul) \
+    X(LINEAR, linear) \
+    X(SUM, sum) \
+    X(MEAN, mean) \
+    X(RESHAPE, reshape) \
+    X(TRANSPOSE, transpose) \
+    X(SOFTMAX, softmax) \
+    X(LOG_SOFTMAX, log_softmax) \
+    X(MSE_LOSS, mse_loss) \
+    X(BCE, bce) \
+    X(BCE_LOGITS, bce_logits) \
+    X(CROSS_ENTROPY, cross_entropy) \
+    X(POW, pow) \
+    X(RPOW_SCALAR, rpow_scalar) \
+    X(CAST, cast) \
+    X(SELECT, select)
+
 typedef enum {
-    TG_OP_ADD,
-    TG_OP_SUB,
-    TG_OP_MUL,
-    TG_OP_DIV,
-    TG_OP_ADD_SCALAR,
-    TG_OP_MUL_SCALAR,
-    TG_OP_RSUB_SCALAR,
-    TG_OP_DIV_SCALAR,
-    TG_OP_RDIV_SCALAR,
-    TG_OP_POW_SCALAR,
-    TG_OP_NEG,
-    TG_OP_EXP,
-    TG_OP_LOG,
-    TG_OP_SIGMOID,
-    TG_OP_TANH,
-    TG_OP_RELU,
-    TG_OP_MATMUL,
-    TG_OP_LINEAR,
-    TG_OP_SUM,
-    TG_OP_MEAN,
-    TG_OP_RESHAPE,
-    TG_OP_TRANSPOSE,
-    TG_OP_SOFTMAX,
-    TG_OP_LOG_SOFTMAX,
-    TG_OP_MSE_LOSS,
-    TG_OP_BCE,
-    TG_OP_BCE_LOGITS,
-    TG_OP_CROSS_ENTROPY,
-    TG_OP_POW,
-    TG_OP_RPOW_SCALAR,
-    TG_OP_CAST,
-    TG_OP_SELECT,
+#define TG_OP_ENUM_(ID, row) TG_OP_##ID,
+    TG_OP_LIST(TG_OP_ENUM_)
+#undef TG_OP_ENUM_
     TG_OP_COUNT
 } tg_op;
 
@@ -119,12 +125,15 @@ struct tg_node {
     tg_op op;
     int n_inputs;
     tg_tensor *inputs[TG_NODE_MAX_INPUTS]; /* strong refs; NULL entries allowed */
-    tg_tensor *saved;                      /* op-specific saved tensor (e.g. the output) */
-    double scalar;                         /* op-specific scalar (exponent, ...) */
-    int iparam[4];                         /* op-specific ints (dim, keepdim, reduction) */
-    int64_t offset;                        /* a view's element offset in its input */
+    tg_tensor *saved;                      /* a view of the output (TG_SAVES_OUTPUT), or a
+                                            * legacy op's saved tensor */
+    tg_tensor *priv;                       /* the private saved buffer of a row op */
+    double scalar;                         /* legacy ops: op-specific scalar */
+    int iparam[4];                         /* legacy ops: op-specific ints */
+    int64_t offset;                        /* legacy ops: a view's element offset */
     int64_t out_shape[TG_MAX_DIMS];
     int out_ndim;
+    struct tg_op_args *args;               /* a row op's arguments (owned), else NULL */
     tg_tensor *grad; /* gradient of the output, accumulated during backward */
     int released;    /* backward ran without retain_graph */
     int64_t versions[TG_NODE_MAX_INPUTS]; /* inputs' storage versions when recorded */
@@ -136,25 +145,144 @@ struct tg_node {
     uintptr_t claim;
 };
 
-/* Backward of one op: reads node->grad and adds into the inputs' gradient slots. */
+/* ------------------------------------------------------------------ op rows
+ *
+ * An op is one row (tg_op_rows in tape.c, each row defined beside its kernels): its name, a shape/dtype check, a forward
+ * kernel, a backward kernel, a data-dependent validation, the scratch it needs and what
+ * its backward reads. The check runs on shapes and dtypes only (tg_meta, no data, no
+ * allocation) and fills a tg_op_args with everything the kernels need: the output's
+ * meta, op-specific sizes, scratch and saved-buffer sizes. Kernels are plain functions
+ * over the buffers they are given: the forward kernel writes its output (and a private
+ * saved buffer), the backward kernel ADDS (+=) into the gradient buffers it is given
+ * (NULL where an input needs no gradient). Kernels never allocate and never fail: every
+ * check happened before. Eager mode is one generic path (tg_apply, ops/apply.c):
+ * check -> validate -> allocate -> forward kernel -> record; a captured program
+ * (program.c) runs the same kernels over buffers it planned once. */
+
+/* Shape and dtype of an operand. */
+typedef struct {
+    tg_dtype dtype;
+    int ndim;
+    int64_t numel;
+    int64_t shape[TG_MAX_DIMS];
+} tg_meta;
+
+/* numpy broadcasting of two operands: output shape and per-input strides (0 along
+ * broadcast dims), aligned to the output (ops/broadcast.h computes it). */
+typedef struct {
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
+    int64_t numel;
+} tg_bcast;
+
+/* Everything an op's kernels need besides the buffers. The op's public function sets
+ * op, n_in and the parameters (scalar, iparam, offset); tg_apply fills in[] and present;
+ * the row's check fills the rest. */
+typedef struct tg_op_args {
+    tg_op op;
+    int n_in;         /* input slots of this call (1..TG_NODE_MAX_INPUTS) */
+    unsigned present; /* bit i: input i is given (an absent bias is not) */
+    tg_meta in[TG_NODE_MAX_INPUTS];
+    tg_meta out;
+    double scalar;          /* op-specific scalar (exponent, ...) */
+    int iparam[4];          /* op-specific ints (dim, keepdim, reduction) */
+    int64_t offset;         /* view ops: the output's element offset in input 0 */
+    int64_t dims[4];        /* op-specific sizes set by check (m, k, n; outer, len, inner) */
+    int64_t saved_numel;    /* elements (of out.dtype) of a private buffer the forward fills
+                             * and the backward reads (cross-entropy's row statistics) */
+    size_t fwd_scratch;     /* bytes of scratch the forward kernel needs */
+    size_t bwd_scratch;     /* bytes of scratch the backward kernel needs */
+    tg_bcast bc;            /* binary elementwise ops */
+} tg_op_args;
+
+typedef struct {
+    const void *in[TG_NODE_MAX_INPUTS]; /* NULL for an absent input */
+    void *out;
+    void *saved;   /* args.saved_numel elements, or NULL */
+    void *scratch; /* args.fwd_scratch bytes, 64-byte aligned, or NULL */
+} tg_fwd_bufs;
+
+typedef struct {
+    const void *in[TG_NODE_MAX_INPUTS];
+    const void *out;   /* the forward's output (rows with TG_SAVES_OUTPUT), else NULL */
+    const void *saved; /* the private saved buffer, or NULL */
+    const void *gout;  /* gradient of the output */
+    void *gin[TG_NODE_MAX_INPUTS]; /* gradients to add into; NULL: not needed */
+    void *scratch;     /* args.bwd_scratch bytes, 64-byte aligned, or NULL */
+} tg_bwd_bufs;
+
+/* Fill args (out, dims, sizes) from args->in, or fail with the thread's error set. */
+typedef tg_status (*tg_check_fn)(tg_op_args *args);
+/* Data-dependent checks (labels in range, targets in [0, 1]), kept apart from the
+ * kernels so a replayed program can run them once per run or per step. */
+typedef tg_status (*tg_validate_fn)(const tg_op_args *args, const void *const *in);
+typedef void (*tg_forward_kernel)(const tg_op_args *args, const tg_fwd_bufs *b);
+typedef void (*tg_backward_kernel)(const tg_op_args *args, const tg_bwd_bufs *b);
+
+/* Legacy backward of an op not yet written as kernels: reads node->grad and adds into
+ * the inputs' gradient slots (tg_grad_slot). */
 typedef tg_status (*tg_backward_fn)(tg_node *node);
 
 /* What an op's backward reads besides the output gradient: bit i = input i's data,
- * TG_SAVES_OUTPUT = node->saved (a view of the output or private statistics). Backward
- * checks the storage versions of exactly these, so changing an input in place that
- * backward does not read (the addend of an add) is allowed, as in PyTorch. */
+ * TG_SAVES_OUTPUT = the op's output. Backward checks the storage versions of exactly
+ * these, so changing an input in place that backward does not read (the addend of an
+ * add) is allowed, as in PyTorch. */
 #define TG_SAVES_IN0 1u
 #define TG_SAVES_IN1 2u
 #define TG_SAVES_IN2 4u
 #define TG_SAVES_OUTPUT 8u
 
+/* Row flags. TG_ROW_VIEW: the output is a view of input 0 at args.offset (no forward
+ * kernel runs; a program aliases the buffer). */
+#define TG_ROW_VIEW 1u
+
 typedef struct {
     const char *name;
-    tg_backward_fn backward;
+    tg_backward_fn backward; /* legacy path, NULL for a row with kernels */
     unsigned saves;
+    tg_check_fn check;
+    tg_validate_fn validate;  /* NULL: no data-dependent check */
+    tg_forward_kernel forward;
+    tg_backward_kernel backward_kernel; /* NULL: not differentiable */
+    unsigned flags;
 } tg_op_info;
 
-extern const tg_op_info tg_op_table[TG_OP_COUNT];
+/* The eager path of a row op: check, validate, allocate, run the forward kernel and
+ * record. in holds args->n_in tensors (NULL for an absent optional input). Returns a
+ * new tensor, or NULL with the error set. */
+tg_tensor *tg_apply(tg_op_args *args, tg_tensor *const *in);
+
+/* Fill m from t. */
+static inline void tg_meta_of(const tg_tensor *t, tg_meta *m) {
+    m->dtype = t->dtype;
+    m->ndim = t->ndim;
+    m->numel = t->numel;
+    for (int d = 0; d < t->ndim; d++) m->shape[d] = t->shape[d];
+}
+
+/* Set a meta's shape (numel computed). */
+static inline void tg_meta_set(tg_meta *m, tg_dtype dtype, int ndim, const int64_t *shape) {
+    m->dtype = dtype;
+    m->ndim = ndim;
+    m->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        m->shape[d] = shape[d];
+        m->numel *= shape[d];
+    }
+}
+
+/* The rows, each defined beside its kernels in ops/. */
+#define TG_OP_ROW_DECL_(ID, row) extern const tg_op_info tg_row_##row;
+TG_OP_LIST(TG_OP_ROW_DECL_)
+#undef TG_OP_ROW_DECL_
+
+/* tg_op_rows[op]: the row of an op (tape.c). */
+extern const tg_op_info *const tg_op_rows[TG_OP_COUNT];
+
+/* The generic backward step of a row op (ops/apply.c): its gradient slots, then its
+ * backward kernel. */
+tg_status tg_apply_backward(tg_node *n);
 
 /* Backward functions, one per op, defined beside their forward in ops/. */
 tg_status tg_binary_backward(tg_node *n);

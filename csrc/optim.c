@@ -33,7 +33,7 @@ static tg_optim *optim_alloc(const char *name, tg_tensor **params, int64_t n, op
         if (tg_check_float(name, params[i])) return NULL;
         if (params[i]->node) {
             tg_fail(TG_ERR_ARG, "%s: can't optimize a non-leaf tensor (parameter %lld was made by "
-                    "'%s')", name, (long long)i, tg_op_table[params[i]->node->op].name);
+                    "'%s')", name, (long long)i, tg_op_rows[params[i]->node->op]->name);
             return NULL;
         }
     }

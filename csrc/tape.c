@@ -13,45 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-const tg_op_info tg_op_table[TG_OP_COUNT] = {
-    [TG_OP_ADD] = {"add", tg_binary_backward, 0},
-    [TG_OP_SUB] = {"sub", tg_binary_backward, 0},
-    [TG_OP_MUL] = {"mul", tg_binary_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_DIV] = {"div", tg_binary_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_ADD_SCALAR] = {"add_scalar", tg_unary_backward, 0},
-    [TG_OP_MUL_SCALAR] = {"mul_scalar", tg_unary_backward, 0},
-    [TG_OP_RSUB_SCALAR] = {"rsub_scalar", tg_unary_backward, 0},
-    [TG_OP_DIV_SCALAR] = {"div_scalar", tg_unary_backward, 0},
-    [TG_OP_RDIV_SCALAR] = {"rdiv_scalar", tg_unary_backward, TG_SAVES_IN0},
-    [TG_OP_POW_SCALAR] = {"pow", tg_unary_backward, TG_SAVES_IN0},
-    [TG_OP_NEG] = {"neg", tg_unary_backward, 0},
-    [TG_OP_EXP] = {"exp", tg_unary_backward, TG_SAVES_OUTPUT},
-    [TG_OP_LOG] = {"log", tg_unary_backward, TG_SAVES_IN0},
-    [TG_OP_SIGMOID] = {"sigmoid", tg_unary_backward, TG_SAVES_OUTPUT},
-    [TG_OP_TANH] = {"tanh", tg_unary_backward, TG_SAVES_OUTPUT},
-    [TG_OP_RELU] = {"relu", tg_unary_backward, TG_SAVES_IN0},
-    [TG_OP_MATMUL] = {"matmul", tg_matmul_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_LINEAR] = {"linear", tg_linear_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_SUM] = {"sum", tg_reduce_backward, 0},
-    [TG_OP_MEAN] = {"mean", tg_reduce_backward, 0},
-    [TG_OP_RESHAPE] = {"reshape", tg_reshape_backward, 0},
-    [TG_OP_TRANSPOSE] = {"transpose", tg_transpose_backward, 0},
-    [TG_OP_SOFTMAX] = {"softmax", tg_softmax_backward, TG_SAVES_OUTPUT},
-    [TG_OP_LOG_SOFTMAX] = {"log_softmax", tg_softmax_backward, TG_SAVES_OUTPUT},
-    [TG_OP_MSE_LOSS] = {"mse_loss", tg_mse_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_BCE] = {"binary_cross_entropy", tg_bce_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_BCE_LOGITS] = {"binary_cross_entropy_with_logits", tg_bce_logits_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_CROSS_ENTROPY] = {"cross_entropy", tg_cross_entropy_backward, TG_SAVES_IN0 | TG_SAVES_IN1 | TG_SAVES_OUTPUT},
-    [TG_OP_POW] = {"pow_tensor", tg_binary_backward, TG_SAVES_IN0 | TG_SAVES_IN1},
-    [TG_OP_RPOW_SCALAR] = {"rpow_scalar", tg_unary_backward, TG_SAVES_IN0},
-    [TG_OP_CAST] = {"to", tg_cast_backward, 0},
-    [TG_OP_SELECT] = {"select", tg_select_backward, 0},
+const tg_op_info *const tg_op_rows[TG_OP_COUNT] = {
+#define TG_OP_ROW_PTR_(ID, row) [TG_OP_##ID] = &tg_row_##row,
+    TG_OP_LIST(TG_OP_ROW_PTR_)
+#undef TG_OP_ROW_PTR_
 };
-_Static_assert(sizeof tg_op_table / sizeof tg_op_table[0] == TG_OP_COUNT,
-               "every op needs a row in tg_op_table");
 
 int tg_op_count(void) { return TG_OP_COUNT; }
-const char *tg_op_name(int op) { return op >= 0 && op < TG_OP_COUNT ? tg_op_table[op].name : NULL; }
+const char *tg_op_name(int op) { return op >= 0 && op < TG_OP_COUNT ? tg_op_rows[op]->name : NULL; }
 
 /* ------------------------------------------------------------------ recording */
 
@@ -61,13 +30,15 @@ int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c)
 }
 
 tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tensor *c) {
-    tg_node *n = tg_calloc(1, sizeof *n);
+    /* one block: the record, then the row op's arguments */
+    tg_node *n = tg_calloc(1, sizeof *n + sizeof(tg_op_args));
     if (!n) {
-        tg_fail(TG_ERR_NOMEM, "%s: out of memory recording the op", tg_op_table[op].name);
+        tg_fail(TG_ERR_NOMEM, "%s: out of memory recording the op", tg_op_rows[op]->name);
         return NULL;
     }
     n->refcount = 1;
     n->op = op;
+    n->args = (tg_op_args *)(n + 1);
     tg_tensor *in[TG_NODE_MAX_INPUTS] = {a, b, c};
     n->n_inputs = c ? 3 : b ? 2 : 1;
     for (int i = 0; i < n->n_inputs; i++) {
@@ -91,6 +62,8 @@ static void node_drop_tensors(tg_node *n) {
     }
     tg_tensor_release(n->saved);
     n->saved = NULL;
+    tg_tensor_release(n->priv);
+    n->priv = NULL;
     tg_tensor_release(n->grad);
     n->grad = NULL;
 }
@@ -119,7 +92,7 @@ tg_status tg_grad_slot(tg_node *n, int i, void **out) {
 /* TG_ERR_STATE when a tensor n's backward reads was modified in place after the op. A
  * saved output (node->saved) is always a fresh buffer of the op, at version 0 when saved. */
 static tg_status check_versions(const tg_node *n) {
-    unsigned saves = tg_op_table[n->op].saves;
+    unsigned saves = tg_op_rows[n->op]->saves;
     for (int i = 0; i < n->n_inputs; i++) {
         const tg_tensor *in = n->inputs[i];
         if (!(saves & (1u << i)) || !in || tg_storage_version(in) == n->versions[i]) continue;
@@ -129,7 +102,7 @@ static tg_status check_versions(const tg_node *n) {
                        "%s of shape %s) has been modified by an in-place operation since: it is "
                        "at version %lld, expected version %lld (compute it out of place, or "
                        "modify a clone)",
-                       tg_op_table[n->op].name, i, tg_dtype_name(in->dtype),
+                       tg_op_rows[n->op]->name, i, tg_dtype_name(in->dtype),
                        tg_shape_str(in->ndim, in->shape, buf, sizeof buf),
                        (long long)tg_storage_version(in), (long long)n->versions[i]);
     }
@@ -139,7 +112,7 @@ static tg_status check_versions(const tg_node *n) {
                        "backward: the output of '%s' (shape %s), which its gradient needs, has "
                        "been modified by an in-place operation since: it is at version %lld, "
                        "expected version 0 (modify a clone instead)",
-                       tg_op_table[n->op].name,
+                       tg_op_rows[n->op]->name,
                        tg_shape_str(n->out_ndim, n->out_shape, buf, sizeof buf),
                        (long long)tg_storage_version(n->saved));
     }
@@ -182,7 +155,7 @@ static tg_status claimed_by_other(const tg_node *n) {
                    "backward: this graph is in use by another thread's backward (the record "
                    "of '%s' is being run through by it); run backward through a shared graph "
                    "from one thread at a time",
-                   tg_op_table[n->op].name);
+                   tg_op_rows[n->op]->name);
 }
 
 /* Reverse post-order of the records reachable from root, each retained and claimed by
@@ -212,7 +185,7 @@ static tg_status collect(tg_node *root, uintptr_t token, tg_node ***order_out,
                          "backward: trying to backward through the graph a second time: the "
                          "record of '%s' was freed by an earlier backward (pass "
                          "retain_graph=True to the first backward if you need a second)",
-                         tg_op_table[f->node->op].name);
+                         tg_op_rows[f->node->op]->name);
             goto done;
         }
         if (f->next < f->node->n_inputs) {
@@ -415,10 +388,11 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
         if (n->grad && st == TG_OK) {
             leaf_set leaves;
             lock_leaves(n, &leaves);
-            st = tg_op_table[n->op].backward(n);
+            st = tg_op_rows[n->op]->backward ? tg_op_rows[n->op]->backward(n)
+                                             : tg_apply_backward(n);
             release_leaves(&leaves);
             if (st != TG_OK && tg_last_status() == TG_OK)
-                tg_fail(st, "backward of '%s' failed", tg_op_table[n->op].name);
+                tg_fail(st, "backward of '%s' failed", tg_op_rows[n->op]->name);
         }
         tg_tensor_release(n->grad);
         n->grad = NULL;
@@ -429,6 +403,8 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
             }
             tg_tensor_release(n->saved);
             n->saved = NULL;
+            tg_tensor_release(n->priv);
+            n->priv = NULL;
             n->released = 1;
         }
     }

@@ -483,7 +483,7 @@ tg_status tg_tensor_set_requires_grad(tg_tensor *t, int requires_grad) {
         return tg_fail(TG_ERR_STATE,
                        "requires_grad can only be changed on leaf tensors; this one was made by "
                        "'%s' (use detach() to get a leaf)",
-                       tg_op_table[t->node->op].name);
+                       tg_op_rows[t->node->op]->name);
     if (requires_grad && t->dtype != TG_FLOAT32 && t->dtype != TG_FLOAT64)
         return tg_fail(TG_ERR_DTYPE, "only floating point tensors can require gradients (dtype %s)",
                        tg_dtype_name(t->dtype));
@@ -494,7 +494,7 @@ tg_status tg_tensor_set_requires_grad(tg_tensor *t, int requires_grad) {
 int tg_tensor_is_leaf(const tg_tensor *t) { return t->node == NULL; }
 
 const char *tg_tensor_op_name(const tg_tensor *t) {
-    return t->node ? tg_op_table[t->node->op].name : NULL;
+    return t->node ? tg_op_rows[t->node->op]->name : NULL;
 }
 
 tg_tensor *tg_tensor_grad(const tg_tensor *t) {
@@ -552,7 +552,7 @@ tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
             return tg_fail(TG_ERR_STATE,
                            "grad: the assigned gradient was made by '%s' (it has a grad_fn); "
                            "tapegrad keeps only leaf gradients: assign its .detach()",
-                           tg_op_table[grad->node->op].name);
+                           tg_op_rows[grad->node->op]->name);
         if (grad_chain_reaches(grad, t))
             return tg_fail(TG_ERR_STATE,
                            "grad: the assigned gradient's own .grad chain leads back to this "

@@ -7,15 +7,9 @@
 
 /* ------------------------------------------------------------------ broadcasting */
 
-/* Output shape and per-input strides (0 along broadcast dims), aligned to the output. */
-typedef struct {
-    int ndim;
-    int64_t shape[TG_MAX_DIMS];
-    int64_t sa[TG_MAX_DIMS], sb[TG_MAX_DIMS];
-    int64_t numel;
-} broadcast;
+typedef tg_bcast broadcast;
 
-static inline void contiguous_strides(const tg_tensor *t, int out_ndim, int64_t *strides) {
+static inline void contiguous_strides(const tg_meta *t, int out_ndim, int64_t *strides) {
     int64_t s = 1;
     for (int d = out_ndim - 1; d >= 0; d--) {
         int td = d - (out_ndim - t->ndim);
@@ -28,8 +22,8 @@ static inline void contiguous_strides(const tg_tensor *t, int out_ndim, int64_t 
     }
 }
 
-static inline tg_status broadcast_shapes(const char *op, const tg_tensor *a, const tg_tensor *b,
-                                  broadcast *bc) {
+static inline tg_status broadcast_metas(const char *op, const tg_meta *a, const tg_meta *b,
+                                        broadcast *bc) {
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     bc->ndim = nd;
     bc->numel = 1;
@@ -51,6 +45,14 @@ static inline tg_status broadcast_shapes(const char *op, const tg_tensor *a, con
     contiguous_strides(a, nd, bc->sa);
     contiguous_strides(b, nd, bc->sb);
     return TG_OK;
+}
+
+static inline tg_status broadcast_shapes(const char *op, const tg_tensor *a, const tg_tensor *b,
+                                         broadcast *bc) {
+    tg_meta ma, mb;
+    tg_meta_of(a, &ma);
+    tg_meta_of(b, &mb);
+    return broadcast_metas(op, &ma, &mb, bc);
 }
 
 /* Run BODY for every output element in row-major order with ia, ib, io the flat

@@ -29,7 +29,7 @@
         break;
 
 static tg_tensor *binary_forward(tg_op op, tg_tensor *a, tg_tensor *b) {
-    const char *name = tg_op_table[op].name;
+    const char *name = tg_op_rows[op]->name;
     /* int64 add/sub/mul wrap on overflow as PyTorch's do (computed unsigned: signed
      * overflow is undefined in C). Integers never require grad, so nothing is recorded. */
     int integer = a && b && a->dtype == TG_INT64 && b->dtype == TG_INT64 &&
@@ -88,7 +88,7 @@ tg_status tg_binary_backward(tg_node *n) {
     void *ga_raw, *gb_raw;
     if (tg_grad_slot(n, 0, &ga_raw) || tg_grad_slot(n, 1, &gb_raw)) return TG_ERR_NOMEM;
     broadcast bc;
-    if (broadcast_shapes(tg_op_table[n->op].name, a, b, &bc) != TG_OK) return TG_ERR_SHAPE;
+    if (broadcast_shapes(tg_op_rows[n->op]->name, a, b, &bc) != TG_OK) return TG_ERR_SHAPE;
     TG_FLOAT_SWITCH(a->dtype, {
         const T *x = a->data, *y = b->data, *g = n->grad->data;
         T *ga = ga_raw, *gb = gb_raw;
@@ -168,7 +168,7 @@ static int vmath_fn(tg_op op) {
 }
 
 static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
-    const char *name = tg_op_table[op].name;
+    const char *name = tg_op_rows[op]->name;
     if (tg_check_float(name, a)) return NULL;
     tg_tensor *out = tg_tensor_new_like(a, 0);
     if (!out) return NULL;
@@ -304,3 +304,24 @@ tg_status tg_unary_backward(tg_node *n) {
     });
     return TG_OK;
 }
+
+/* ------------------------------------------------------------------ rows (legacy backward) */
+
+const tg_op_info tg_row_add = {.name = "add", .backward = tg_binary_backward, .saves = 0};
+const tg_op_info tg_row_sub = {.name = "sub", .backward = tg_binary_backward, .saves = 0};
+const tg_op_info tg_row_mul = {.name = "mul", .backward = tg_binary_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
+const tg_op_info tg_row_div = {.name = "div", .backward = tg_binary_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
+const tg_op_info tg_row_add_scalar = {.name = "add_scalar", .backward = tg_unary_backward, .saves = 0};
+const tg_op_info tg_row_mul_scalar = {.name = "mul_scalar", .backward = tg_unary_backward, .saves = 0};
+const tg_op_info tg_row_rsub_scalar = {.name = "rsub_scalar", .backward = tg_unary_backward, .saves = 0};
+const tg_op_info tg_row_div_scalar = {.name = "div_scalar", .backward = tg_unary_backward, .saves = 0};
+const tg_op_info tg_row_rdiv_scalar = {.name = "rdiv_scalar", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
+const tg_op_info tg_row_pow_scalar = {.name = "pow", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
+const tg_op_info tg_row_neg = {.name = "neg", .backward = tg_unary_backward, .saves = 0};
+const tg_op_info tg_row_exp = {.name = "exp", .backward = tg_unary_backward, .saves = TG_SAVES_OUTPUT};
+const tg_op_info tg_row_log = {.name = "log", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
+const tg_op_info tg_row_sigmoid = {.name = "sigmoid", .backward = tg_unary_backward, .saves = TG_SAVES_OUTPUT};
+const tg_op_info tg_row_tanh = {.name = "tanh", .backward = tg_unary_backward, .saves = TG_SAVES_OUTPUT};
+const tg_op_info tg_row_relu = {.name = "relu", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
+const tg_op_info tg_row_pow = {.name = "pow_tensor", .backward = tg_binary_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
+const tg_op_info tg_row_rpow_scalar = {.name = "rpow_scalar", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};

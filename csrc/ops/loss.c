@@ -9,7 +9,7 @@
 /* ------------------------------------------------------------------ softmax family */
 
 static tg_tensor *softmax_forward(tg_op op, tg_tensor *a, int dim) {
-    const char *name = tg_op_table[op].name;
+    const char *name = tg_op_rows[op]->name;
     if (tg_check_float(name, a) || tg_normalize_dim(name, a->ndim, &dim)) return NULL;
     tg_tensor *out = tg_tensor_new_like(a, 0);
     if (!out) return NULL;
@@ -399,3 +399,12 @@ tg_status tg_cross_entropy_backward(tg_node *n) {
     });
     return TG_OK;
 }
+
+/* ------------------------------------------------------------------ rows (legacy backward) */
+
+const tg_op_info tg_row_softmax = {.name = "softmax", .backward = tg_softmax_backward, .saves = TG_SAVES_OUTPUT};
+const tg_op_info tg_row_log_softmax = {.name = "log_softmax", .backward = tg_softmax_backward, .saves = TG_SAVES_OUTPUT};
+const tg_op_info tg_row_mse_loss = {.name = "mse_loss", .backward = tg_mse_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
+const tg_op_info tg_row_bce = {.name = "binary_cross_entropy", .backward = tg_bce_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
+const tg_op_info tg_row_bce_logits = {.name = "binary_cross_entropy_with_logits", .backward = tg_bce_logits_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
+const tg_op_info tg_row_cross_entropy = {.name = "cross_entropy", .backward = tg_cross_entropy_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1 | TG_SAVES_OUTPUT};

@@ -160,3 +160,8 @@ tg_status tg_linear_backward(tg_node *n) {
     }
     return TG_OK;
 }
+
+/* ------------------------------------------------------------------ rows (legacy backward) */
+
+const tg_op_info tg_row_matmul = {.name = "matmul", .backward = tg_matmul_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
+const tg_op_info tg_row_linear = {.name = "linear", .backward = tg_linear_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};

@@ -20,7 +20,7 @@ DEFINE_PAIRWISE_SUM(pairwise_sum_f32, float)
 DEFINE_PAIRWISE_SUM(pairwise_sum_f64, double)
 
 static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, int keepdim) {
-    const char *name = tg_op_table[op].name;
+    const char *name = tg_op_rows[op]->name;
     if (tg_check_float(name, a)) return NULL;
     if (!all_dims && tg_normalize_dim(name, a->ndim, &dim)) return NULL;
     int64_t shape[TG_MAX_DIMS] = {0};
@@ -137,3 +137,8 @@ tg_status tg_reduce_backward(tg_node *n) {
     });
     return TG_OK;
 }
+
+/* ------------------------------------------------------------------ rows (legacy backward) */
+
+const tg_op_info tg_row_sum = {.name = "sum", .backward = tg_reduce_backward, .saves = 0};
+const tg_op_info tg_row_mean = {.name = "mean", .backward = tg_reduce_backward, .saves = 0};

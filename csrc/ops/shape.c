@@ -140,3 +140,8 @@ tg_status tg_transpose_backward(tg_node *n) {
     });
     return TG_OK;
 }
+
+/* ------------------------------------------------------------------ rows (legacy backward) */
+
+const tg_op_info tg_row_reshape = {.name = "reshape", .backward = tg_reshape_backward, .saves = 0};
+const tg_op_info tg_row_transpose = {.name = "transpose", .backward = tg_transpose_backward, .saves = 0};

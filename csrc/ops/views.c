@@ -203,7 +203,7 @@ tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
                            "in-place operation on a tensor made by '%s', which is part of a graph "
                            "that requires grad: tapegrad does not record in-place ops; write "
                            "y = y + x instead of y += x",
-                           tg_op_table[dst->node->op].name);
+                           tg_op_rows[dst->node->op]->name);
         if (src->requires_grad)
             return tg_fail(TG_ERR_STATE,
                            "in-place operation with an operand that requires grad: tapegrad does "
@@ -296,3 +296,8 @@ tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op) {
     }
     return out;
 }
+
+/* ------------------------------------------------------------------ rows (legacy backward) */
+
+const tg_op_info tg_row_cast = {.name = "to", .backward = tg_cast_backward, .saves = 0};
+const tg_op_info tg_row_select = {.name = "select", .backward = tg_select_backward, .saves = 0};
