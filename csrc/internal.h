@@ -334,6 +334,9 @@ static inline int64_t tg_storage_version(const tg_tensor *t) {
 tg_status tg_check_float(const char *op, const tg_tensor *t);
 /* Check two inputs have the same dtype. */
 tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tensor *b);
+/* The same checks on metas (row checks). */
+tg_status tg_check_float_meta(const char *op, const tg_meta *m);
+tg_status tg_check_same_dtype_meta(const char *op, const tg_meta *a, const tg_meta *b);
 /* Normalise dim into [0, ndim) or fail with TG_ERR_INDEX. */
 tg_status tg_normalize_dim(const char *op, int ndim, int *dim);
 

@@ -599,15 +599,21 @@ tg_status tg_check_finite(const tg_tensor *t, const char *name) {
 
 /* ------------------------------------------------------------------ op helpers */
 
-tg_status tg_check_float(const char *op, const tg_tensor *t) {
-    if (!t) return tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", op);
-    if (t->dtype != TG_FLOAT32 && t->dtype != TG_FLOAT64)
+tg_status tg_check_float_meta(const char *op, const tg_meta *m) {
+    if (m->dtype != TG_FLOAT32 && m->dtype != TG_FLOAT64)
         return tg_fail(TG_ERR_DTYPE, "%s: expected a floating tensor (float32 or float64), got %s",
-                       op, tg_dtype_name(t->dtype));
+                       op, tg_dtype_name(m->dtype));
     return TG_OK;
 }
 
-tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tensor *b) {
+tg_status tg_check_float(const char *op, const tg_tensor *t) {
+    if (!t) return tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", op);
+    tg_meta m;
+    tg_meta_of(t, &m);
+    return tg_check_float_meta(op, &m);
+}
+
+tg_status tg_check_same_dtype_meta(const char *op, const tg_meta *a, const tg_meta *b) {
     if (a->dtype != b->dtype) {
         char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
         return tg_fail(TG_ERR_DTYPE, "%s: dtype mismatch, %s %s and %s %s (convert one first)", op,
@@ -615,6 +621,13 @@ tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tenso
                        tg_dtype_name(b->dtype), tg_shape_str(b->ndim, b->shape, b2, sizeof b2));
     }
     return TG_OK;
+}
+
+tg_status tg_check_same_dtype(const char *op, const tg_tensor *a, const tg_tensor *b) {
+    tg_meta ma, mb;
+    tg_meta_of(a, &ma);
+    tg_meta_of(b, &mb);
+    return tg_check_same_dtype_meta(op, &ma, &mb);
 }
 
 tg_status tg_normalize_dim(const char *op, int ndim, int *dim) {

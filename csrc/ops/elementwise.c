@@ -7,140 +7,140 @@
 #include <string.h>
 #include <tgmath.h>
 
-#define BINARY_CASE(OP_ID, EXPR)                                                           \
-    case OP_ID:                                                                            \
-        if (same) {                                                                        \
-            for (int64_t i = 0; i < n; i++) {                                              \
-                T u = x[i], v = y[i];                                                      \
-                z[i] = (EXPR);                                                             \
-            }                                                                              \
-        } else if (b->numel == 1 && a->numel == n) {                                       \
-            T v = y[0];                                                                    \
-            for (int64_t i = 0; i < n; i++) {                                              \
-                T u = x[i];                                                                \
-                z[i] = (EXPR);                                                             \
-            }                                                                              \
-        } else {                                                                           \
-            BROADCAST_LOOP(bc, {                                                           \
-                T u = x[ia], v = y[ib];                                                    \
-                z[io] = (EXPR);                                                            \
-            });                                                                            \
-        }                                                                                  \
-        break;
+/* ------------------------------------------------------------------ binary ops
+ *
+ * Same-dtype operands with numpy broadcasting. int64 add/sub/mul wrap on overflow as
+ * PyTorch's do (computed unsigned: signed overflow is undefined in C); integers never
+ * require grad, so they have no backward. */
 
-static tg_tensor *binary_forward(tg_op op, tg_tensor *a, tg_tensor *b) {
-    const char *name = tg_op_rows[op]->name;
-    /* int64 add/sub/mul wrap on overflow as PyTorch's do (computed unsigned: signed
-     * overflow is undefined in C). Integers never require grad, so nothing is recorded. */
-    int integer = a && b && a->dtype == TG_INT64 && b->dtype == TG_INT64 &&
-                  (op == TG_OP_ADD || op == TG_OP_SUB || op == TG_OP_MUL);
-    if (!integer && (tg_check_float(name, a) || tg_check_float(name, b) ||
-                     tg_check_same_dtype(name, a, b)))
-        return NULL;
-    broadcast bc;
-    if (broadcast_shapes(name, a, b, &bc) != TG_OK) return NULL;
-    tg_tensor *out = tg_tensor_new(a->dtype, bc.ndim, bc.shape, 0);
-    if (!out) return NULL;
-    int same = a->numel == bc.numel && b->numel == bc.numel;
-    if (integer) {
-        typedef int64_t T;
-        typedef uint64_t U;
-        const T *x = a->data, *y = b->data;
-        T *z = out->data;
-        int64_t n = bc.numel;
-        switch (op) {
-            BINARY_CASE(TG_OP_ADD, (T)((U)u + (U)v))
-            BINARY_CASE(TG_OP_SUB, (T)((U)u - (U)v))
-            BINARY_CASE(TG_OP_MUL, (T)((U)u * (U)v))
-        default: break;
-        }
-        return out;
+static int integer_binary(tg_op op) { return op == TG_OP_ADD || op == TG_OP_SUB || op == TG_OP_MUL; }
+
+static tg_status binary_check(tg_op_args *a) {
+    const char *name = tg_op_rows[a->op]->name;
+    if (!(a->present & 2u)) return tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", name);
+    const tg_meta *x = &a->in[0], *y = &a->in[1];
+    int integer = x->dtype == TG_INT64 && y->dtype == TG_INT64 && integer_binary(a->op);
+    if (!integer) {
+        tg_status st = tg_check_float_meta(name, x);
+        if (!st) st = tg_check_float_meta(name, y);
+        if (!st) st = tg_check_same_dtype_meta(name, x, y);
+        if (st) return st;
     }
-    TG_FLOAT_SWITCH(a->dtype, {
-        const T *x = a->data, *y = b->data;
-        T *z = out->data;
-        int64_t n = bc.numel;
-        switch (op) {
-            BINARY_CASE(TG_OP_ADD, u + v)
-            BINARY_CASE(TG_OP_SUB, u - v)
-            BINARY_CASE(TG_OP_MUL, u * v)
-            BINARY_CASE(TG_OP_DIV, u / v)
-            BINARY_CASE(TG_OP_POW, pow(u, v))
-        default: break;
-        }
-    });
-    if (tg_should_record(a, b, NULL) && !tg_record(out, op, a, b, NULL)) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    return out;
-}
-
-tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_ADD, a, b); }
-tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_SUB, a, b); }
-tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_MUL, a, b); }
-tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_DIV, a, b); }
-tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary_forward(TG_OP_POW, a, b); }
-
-/* d(a op b)/da and /db, accumulated over broadcast dims in output order. */
-tg_status tg_binary_backward(tg_node *n) {
-    tg_tensor *a = n->inputs[0], *b = n->inputs[1];
-    void *ga_raw, *gb_raw;
-    if (tg_grad_slot(n, 0, &ga_raw) || tg_grad_slot(n, 1, &gb_raw)) return TG_ERR_NOMEM;
-    broadcast bc;
-    if (broadcast_shapes(tg_op_rows[n->op]->name, a, b, &bc) != TG_OK) return TG_ERR_SHAPE;
-    TG_FLOAT_SWITCH(a->dtype, {
-        const T *x = a->data, *y = b->data, *g = n->grad->data;
-        T *ga = ga_raw, *gb = gb_raw;
-        switch (n->op) {
-        case TG_OP_ADD:
-            BROADCAST_LOOP(bc, {
-                if (ga) ga[ia] += g[io];
-                if (gb) gb[ib] += g[io];
-            });
-            break;
-        case TG_OP_SUB:
-            BROADCAST_LOOP(bc, {
-                if (ga) ga[ia] += g[io];
-                if (gb) gb[ib] -= g[io];
-            });
-            break;
-        case TG_OP_MUL:
-            BROADCAST_LOOP(bc, {
-                if (ga) ga[ia] += g[io] * y[ib];
-                if (gb) gb[ib] += g[io] * x[ia];
-            });
-            break;
-        case TG_OP_DIV:
-            BROADCAST_LOOP(bc, {
-                if (ga) ga[ia] += g[io] / y[ib];
-                if (gb) gb[ib] -= g[io] * (x[ia] / y[ib]) / y[ib];
-            });
-            break;
-        case TG_OP_POW:
-            /* PyTorch's masks: a zero exponent gives a zero factor for d/da; a zero base
-             * with a non-negative exponent gives a zero factor for d/db (not 0 * -inf). */
-            BROADCAST_LOOP(bc, {
-                T u = x[ia], v = y[ib];
-                if (ga) ga[ia] += g[io] * (v == 0 ? (T)0 : v * pow(u, v - 1));
-                if (gb) gb[ib] += g[io] * (u == 0 && v >= 0 ? (T)0 : pow(u, v) * log(u));
-            });
-            break;
-        default: break;
-        }
-    });
+    tg_status st = broadcast_metas(name, x, y, &a->bc);
+    if (st) return st;
+    tg_meta_set(&a->out, x->dtype, a->bc.ndim, a->bc.shape);
     return TG_OK;
 }
 
-/* ------------------------------------------------------------------ unary and scalar ops */
-
-#define UNARY_CASE(OP_ID, EXPR)                                                            \
-    case OP_ID:                                                                            \
-        for (int64_t i = 0; i < n; i++) {                                                  \
-            T v = x[i];                                                                    \
-            y[i] = (EXPR);                                                                 \
+/* z = EXPR(u, v) over the broadcast: a flat loop when the shapes agree or b is one
+ * element, the general walk otherwise. */
+#define BINARY_LOOP(EXPR)                                                                  \
+    do {                                                                                   \
+        const int64_t n_ = a->bc.numel;                                                    \
+        if (a->in[0].numel == n_ && a->in[1].numel == n_) {                                \
+            for (int64_t i = 0; i < n_; i++) {                                             \
+                T u = x[i], v = y[i];                                                      \
+                (void)u, (void)v;                                                          \
+                z[i] = (EXPR);                                                             \
+            }                                                                              \
+        } else if (a->in[1].numel == 1 && a->in[0].numel == n_) {                          \
+            const T v = y[0];                                                              \
+            for (int64_t i = 0; i < n_; i++) {                                             \
+                T u = x[i];                                                                \
+                (void)u, (void)v;                                                          \
+                z[i] = (EXPR);                                                             \
+            }                                                                              \
+        } else {                                                                           \
+            BROADCAST_LOOP(a->bc, {                                                        \
+                T u = x[ia], v = y[ib];                                                    \
+                (void)u, (void)v;                                                          \
+                z[io] = (EXPR);                                                            \
+            });                                                                            \
         }                                                                                  \
-        break;
+    } while (0)
+
+#define BINARY_FORWARD(NAME, EXPR, INT_EXPR)                                               \
+    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {               \
+        if (a->out.dtype == TG_INT64) {                                                    \
+            typedef int64_t T;                                                             \
+            typedef uint64_t U;                                                            \
+            (void)sizeof(U);                                                               \
+            const T *x = b->in[0], *y = b->in[1];                                          \
+            T *z = b->out;                                                                 \
+            BINARY_LOOP(INT_EXPR);                                                         \
+            return;                                                                        \
+        }                                                                                  \
+        TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
+            const T *x = b->in[0], *y = b->in[1];                                          \
+            T *z = b->out;                                                                 \
+            BINARY_LOOP(EXPR);                                                             \
+        });                                                                                \
+    }
+
+/* ga[ia] += GA and gb[ib] += GB for every output element io in order (the accumulation
+ * order into broadcast inputs is fixed: deterministic), with g = gout[io], u = x[ia],
+ * v = y[ib]. */
+#define BINARY_BACKWARD(NAME, GA, GB)                                                      \
+    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
+        TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
+            const T *x = b->in[0], *y = b->in[1], *gout = b->gout;                         \
+            T *ga = b->gin[0], *gb = b->gin[1];                                            \
+            (void)x;                                                                       \
+            (void)y;                                                                       \
+            BROADCAST_LOOP(a->bc, {                                                        \
+                const T g = gout[io];                                                      \
+                const T u = x[ia], v = y[ib];                                              \
+                (void)u;                                                                   \
+                (void)v;                                                                   \
+                if (ga) ga[ia] += (GA);                                                    \
+                if (gb) gb[ib] += (GB);                                                    \
+            });                                                                            \
+        });                                                                                \
+    }
+
+#define BINARY_ROW(NAME, OPNAME, SAVES)                                                    \
+    const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
+                                      .saves = SAVES,                                      \
+                                      .check = binary_check,                               \
+                                      .forward = NAME##_forward,                           \
+                                      .backward_kernel = NAME##_backward}
+
+BINARY_FORWARD(add, u + v, (T)((U)u + (U)v))
+BINARY_BACKWARD(add, g, g)
+BINARY_ROW(add, "add", 0);
+
+BINARY_FORWARD(sub, u - v, (T)((U)u - (U)v))
+BINARY_BACKWARD(sub, g, -g)
+BINARY_ROW(sub, "sub", 0);
+
+BINARY_FORWARD(mul, u * v, (T)((U)u * (U)v))
+BINARY_BACKWARD(mul, g * v, g * u)
+BINARY_ROW(mul, "mul", TG_SAVES_IN0 | TG_SAVES_IN1);
+
+BINARY_FORWARD(div, u / v, 0)
+BINARY_BACKWARD(div, g / v, -(g * (u / v) / v))
+BINARY_ROW(div, "div", TG_SAVES_IN0 | TG_SAVES_IN1);
+
+/* PyTorch's masks: a zero exponent gives a zero factor for d/da; a zero base with a
+ * non-negative exponent gives a zero factor for d/db (not 0 * -inf). */
+BINARY_FORWARD(pow, pow(u, v), 0)
+BINARY_BACKWARD(pow, g * (v == 0 ? (T)0 : v * pow(u, v - 1)),
+                g * (u == 0 && v >= 0 ? (T)0 : pow(u, v) * log(u)))
+BINARY_ROW(pow, "pow_tensor", TG_SAVES_IN0 | TG_SAVES_IN1);
+
+static tg_tensor *binary(tg_op op, tg_tensor *a, tg_tensor *b) {
+    tg_op_args args = {.op = op, .n_in = 2};
+    tg_tensor *in[2] = {a, b};
+    return tg_apply(&args, in);
+}
+
+tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_ADD, a, b); }
+tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_SUB, a, b); }
+tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MUL, a, b); }
+tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_DIV, a, b); }
+tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_POW, a, b); }
+
+/* ------------------------------------------------------------------ unary and scalar ops */
 
 /* v ** s (s a double) as PyTorch computes it: sqrt for 0.5 (so (-inf) ** 0.5 is NaN, not
  * C's +inf), 1 / sqrt for -0.5, 1 / v for -1, v * v for 2, v * v * v for 3, 1 / (v * v)
@@ -155,76 +155,135 @@ tg_status tg_binary_backward(tg_node *n) {
      : (s) == -2   ? (T)1 / ((v) * (v))                                                    \
                    : (T)pow((double)(v), (s)))
 
-/* The vmath kernel (TG_VMATH_*) of a unary op, or -1. */
-static int vmath_fn(tg_op op) {
-    switch (op) {
-    case TG_OP_EXP: return TG_VMATH_EXP;
-    case TG_OP_LOG: return TG_VMATH_LOG;
-    case TG_OP_SIGMOID: return TG_VMATH_SIGMOID;
-    case TG_OP_TANH: return TG_VMATH_TANH;
-    case TG_OP_RELU: return TG_VMATH_RELU;
-    default: return -1;
-    }
+static tg_status unary_check(tg_op_args *a) {
+    tg_status st = tg_check_float_meta(tg_op_rows[a->op]->name, &a->in[0]);
+    if (st) return st;
+    a->out = a->in[0];
+    return TG_OK;
 }
 
-static tg_tensor *unary_forward(tg_op op, tg_tensor *a, double scalar) {
-    const char *name = tg_op_rows[op]->name;
-    if (tg_check_float(name, a)) return NULL;
-    tg_tensor *out = tg_tensor_new_like(a, 0);
-    if (!out) return NULL;
-    int64_t n = a->numel;
-    int vfn = vmath_fn(op);
-    if (vfn >= 0) {
-        /* exp, log, sigmoid, tanh, relu: the vectorized kernels (kernels/vmath.h) */
-        const tg_vmath_table *k = tg_vmath_kernels();
-        if (a->dtype == TG_FLOAT32) k->f32[vfn](a->data, out->data, n);
-        else k->f64[vfn](a->data, out->data, n);
-    } else TG_FLOAT_SWITCH(a->dtype, {
-        const T *x = a->data;
-        T *y = out->data;
-        const T s = (T)scalar;
-        (void)s;
-        switch (op) {
-            UNARY_CASE(TG_OP_ADD_SCALAR, v + s)
-            UNARY_CASE(TG_OP_MUL_SCALAR, v * s)
-            UNARY_CASE(TG_OP_RSUB_SCALAR, s - v)
-            UNARY_CASE(TG_OP_DIV_SCALAR, v / s)
-            UNARY_CASE(TG_OP_RDIV_SCALAR, s / v)
-            UNARY_CASE(TG_OP_POW_SCALAR, POW_LIKE_TORCH(T, v, scalar))
-            UNARY_CASE(TG_OP_RPOW_SCALAR, pow(s, v))
-            UNARY_CASE(TG_OP_NEG, -v)
-            /* exp, log, sigmoid (stable for any |v|), tanh and relu (NaN and -0 pass, as
-             * in PyTorch) run in kernels/vmath above */
-        default: break;
-        }
-    });
-    if (tg_should_record(a, NULL, NULL)) {
-        tg_node *node = tg_record(out, op, a, NULL, NULL);
-        if (!node) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-        node->scalar = scalar;
-        if (op == TG_OP_EXP || op == TG_OP_SIGMOID || op == TG_OP_TANH) {
-            /* Their derivative is a function of the output: keep a handle on it. */
-            node->saved = tg_tensor_view(out, out->ndim, out->shape);
-            if (!node->saved) {
-                tg_tensor_release(out);
-                return NULL;
-            }
-        }
+/* y[i] = EXPR(v = x[i], s = the scalar in T, scalar = the scalar in double) */
+#define UNARY_FORWARD(NAME, EXPR)                                                          \
+    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {               \
+        const double scalar = a->scalar;                                                   \
+        (void)scalar;                                                                      \
+        TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
+            const T *x = b->in[0];                                                         \
+            T *y = b->out;                                                                 \
+            const T s = (T)scalar;                                                         \
+            (void)s;                                                                       \
+            for (int64_t i = 0; i < a->out.numel; i++) {                                   \
+                T v = x[i];                                                                \
+                y[i] = (EXPR);                                                             \
+            }                                                                              \
+        });                                                                                \
     }
-    return out;
+
+/* gx[i] += EXPR(g = gout[i], v = x[i], s, scalar) */
+#define UNARY_BACKWARD(NAME, EXPR)                                                         \
+    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
+        const double scalar = a->scalar;                                                   \
+        (void)scalar;                                                                      \
+        TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
+            const T *x = b->in[0], *gout = b->gout;                                        \
+            T *gx = b->gin[0];                                                             \
+            const T s = (T)scalar;                                                         \
+            (void)s;                                                                       \
+            for (int64_t i = 0; i < a->out.numel; i++) {                                   \
+                const T g = gout[i], v = x[i];                                             \
+                (void)v;                                                                   \
+                gx[i] += (EXPR);                                                           \
+            }                                                                              \
+        });                                                                                \
+    }
+
+#define UNARY_ROW(NAME, OPNAME, SAVES)                                                     \
+    const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
+                                      .saves = SAVES,                                      \
+                                      .check = unary_check,                                \
+                                      .forward = NAME##_forward,                           \
+                                      .backward_kernel = NAME##_backward}
+
+UNARY_FORWARD(add_scalar, v + s)
+UNARY_BACKWARD(add_scalar, g)
+UNARY_ROW(add_scalar, "add_scalar", 0);
+
+UNARY_FORWARD(mul_scalar, v * s)
+UNARY_BACKWARD(mul_scalar, g * s)
+UNARY_ROW(mul_scalar, "mul_scalar", 0);
+
+UNARY_FORWARD(rsub_scalar, s - v)
+UNARY_BACKWARD(rsub_scalar, -g)
+UNARY_ROW(rsub_scalar, "rsub_scalar", 0);
+
+UNARY_FORWARD(div_scalar, v / s)
+UNARY_BACKWARD(div_scalar, g / s)
+UNARY_ROW(div_scalar, "div_scalar", 0);
+
+UNARY_FORWARD(rdiv_scalar, s / v)
+UNARY_BACKWARD(rdiv_scalar, -g * s / (v * v))
+UNARY_ROW(rdiv_scalar, "rdiv_scalar", TG_SAVES_IN0);
+
+/* PyTorch: exponent 0 gives a zero gradient, even at x = 0 (and NaN); otherwise
+ * g * ((T)s * x ** (s - 1)), with s - 1 in double. */
+UNARY_FORWARD(pow_scalar, POW_LIKE_TORCH(T, v, scalar))
+UNARY_BACKWARD(pow_scalar, scalar == 0 ? (T)0 : g * (s * POW_LIKE_TORCH(T, v, scalar - 1)))
+UNARY_ROW(pow_scalar, "pow", TG_SAVES_IN0);
+
+/* d(s**x)/dx = s**x log s; 0 for s == 0 and x >= 0, as in PyTorch */
+UNARY_FORWARD(rpow_scalar, pow(s, v))
+UNARY_BACKWARD(rpow_scalar, g * (s == 0 && v >= 0 ? (T)0 : pow(s, v) * log(s)))
+UNARY_ROW(rpow_scalar, "rpow_scalar", TG_SAVES_IN0);
+
+UNARY_FORWARD(neg, -v)
+UNARY_BACKWARD(neg, -g)
+UNARY_ROW(neg, "neg", 0);
+
+/* exp, log, sigmoid (stable for any |v|), tanh and relu (NaN and -0 pass, as in
+ * PyTorch): the vectorized kernels of kernels/vmath.h, forward and backward with
+ * PyTorch's formulas: exp g y, log g / x, sigmoid g (1 - y) y, tanh g (1 - y y), relu
+ * (threshold_backward) x <= 0 ? 0 : g, so NaN's gradient passes through. The gradient
+ * reads the output (exp, sigmoid, tanh) or the input (log, relu). */
+#define VMATH_ROW(NAME, OPNAME, FN, SAVES)                                                 \
+    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {               \
+        const tg_vmath_table *k = tg_vmath_kernels();                                      \
+        if (a->out.dtype == TG_FLOAT32) k->f32[FN](b->in[0], b->out, a->out.numel);        \
+        else k->f64[FN](b->in[0], b->out, a->out.numel);                                   \
+    }                                                                                      \
+    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
+        const tg_vmath_table *k = tg_vmath_kernels();                                      \
+        const void *arg = ((SAVES) & TG_SAVES_OUTPUT) ? b->out : b->in[0];                 \
+        if (a->out.dtype == TG_FLOAT32)                                                    \
+            k->grad_f32[FN](arg, b->gout, b->gin[0], a->out.numel);                        \
+        else                                                                               \
+            k->grad_f64[FN](arg, b->gout, b->gin[0], a->out.numel);                        \
+    }                                                                                      \
+    const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
+                                      .saves = SAVES,                                      \
+                                      .check = unary_check,                                \
+                                      .forward = NAME##_forward,                           \
+                                      .backward_kernel = NAME##_backward}
+
+VMATH_ROW(exp, "exp", TG_VMATH_EXP, TG_SAVES_OUTPUT);
+VMATH_ROW(log, "log", TG_VMATH_LOG, TG_SAVES_IN0);
+VMATH_ROW(sigmoid, "sigmoid", TG_VMATH_SIGMOID, TG_SAVES_OUTPUT);
+VMATH_ROW(tanh, "tanh", TG_VMATH_TANH, TG_SAVES_OUTPUT);
+VMATH_ROW(relu, "relu", TG_VMATH_RELU, TG_SAVES_IN0);
+
+static tg_tensor *unary(tg_op op, tg_tensor *a, double scalar) {
+    tg_op_args args = {.op = op, .n_in = 1, .scalar = scalar};
+    return tg_apply(&args, &a);
 }
 
-tg_tensor *tg_add_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_ADD_SCALAR, a, s); }
-tg_tensor *tg_mul_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_MUL_SCALAR, a, s); }
-tg_tensor *tg_rsub_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_RSUB_SCALAR, a, s); }
-tg_tensor *tg_div_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_DIV_SCALAR, a, s); }
-tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_RDIV_SCALAR, a, s); }
-tg_tensor *tg_rpow_scalar(tg_tensor *a, double s) { return unary_forward(TG_OP_RPOW_SCALAR, a, s); }
+tg_tensor *tg_add_scalar(tg_tensor *a, double s) { return unary(TG_OP_ADD_SCALAR, a, s); }
+tg_tensor *tg_mul_scalar(tg_tensor *a, double s) { return unary(TG_OP_MUL_SCALAR, a, s); }
+tg_tensor *tg_rsub_scalar(tg_tensor *a, double s) { return unary(TG_OP_RSUB_SCALAR, a, s); }
+tg_tensor *tg_div_scalar(tg_tensor *a, double s) { return unary(TG_OP_DIV_SCALAR, a, s); }
+tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s) { return unary(TG_OP_RDIV_SCALAR, a, s); }
+tg_tensor *tg_rpow_scalar(tg_tensor *a, double s) { return unary(TG_OP_RPOW_SCALAR, a, s); }
 
-/* int64 ** a non-negative integer, by squaring, wrapping on overflow as PyTorch does. */
+/* int64 ** a non-negative integer, by squaring, wrapping on overflow as PyTorch does.
+ * Integers never require grad: not a row. */
 static tg_tensor *int_pow_scalar(tg_tensor *a, double s) {
     if (!(s >= 0) || s != (double)(int64_t)s || s > 9.2e18) {
         tg_fail(TG_ERR_ARG, "pow: an int64 tensor can only be raised to a non-negative integer "
@@ -249,79 +308,11 @@ static tg_tensor *int_pow_scalar(tg_tensor *a, double s) {
 
 tg_tensor *tg_pow_scalar(tg_tensor *a, double s) {
     if (a && a->dtype == TG_INT64) return int_pow_scalar(a, s);
-    return unary_forward(TG_OP_POW_SCALAR, a, s);
+    return unary(TG_OP_POW_SCALAR, a, s);
 }
-tg_tensor *tg_neg(tg_tensor *a) { return unary_forward(TG_OP_NEG, a, 0); }
-tg_tensor *tg_exp(tg_tensor *a) { return unary_forward(TG_OP_EXP, a, 0); }
-tg_tensor *tg_log(tg_tensor *a) { return unary_forward(TG_OP_LOG, a, 0); }
-tg_tensor *tg_sigmoid(tg_tensor *a) { return unary_forward(TG_OP_SIGMOID, a, 0); }
-tg_tensor *tg_tanh(tg_tensor *a) { return unary_forward(TG_OP_TANH, a, 0); }
-tg_tensor *tg_relu(tg_tensor *a) { return unary_forward(TG_OP_RELU, a, 0); }
-
-/* gx += gy * dy/dx, with dy/dx from the input x, the saved output y or the scalar s. */
-#define GRAD_CASE(OP_ID, EXPR)                                                             \
-    case OP_ID:                                                                            \
-        for (int64_t i = 0; i < count; i++) gx[i] += (EXPR);                               \
-        break;
-
-tg_status tg_unary_backward(tg_node *n) {
-    void *gx_raw;
-    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
-    tg_tensor *a = n->inputs[0];
-    int64_t count = a->numel;
-    int vfn = vmath_fn(n->op);
-    if (vfn >= 0) {
-        /* PyTorch's formulas, vectorized (kernels/vmath.h): exp g y, log g / x, sigmoid
-         * g (1 - y) y, tanh g (1 - y y), relu (threshold_backward) x <= 0 ? 0 : g, so
-         * NaN's gradient passes through */
-        const tg_vmath_table *k = tg_vmath_kernels();
-        const void *arg = tg_vmath_grad_uses_output(vfn) ? n->saved->data : a->data;
-        if (a->dtype == TG_FLOAT32) k->grad_f32[vfn](arg, n->grad->data, gx_raw, count);
-        else k->grad_f64[vfn](arg, n->grad->data, gx_raw, count);
-        return TG_OK;
-    }
-    TG_FLOAT_SWITCH(a->dtype, {
-        const T *x = a->data, *g = n->grad->data;
-        T *gx = gx_raw;
-        const T s = (T)n->scalar;
-        switch (n->op) {
-            GRAD_CASE(TG_OP_ADD_SCALAR, g[i])
-            GRAD_CASE(TG_OP_MUL_SCALAR, g[i] * s)
-            GRAD_CASE(TG_OP_RSUB_SCALAR, -g[i])
-            GRAD_CASE(TG_OP_DIV_SCALAR, g[i] / s)
-            GRAD_CASE(TG_OP_RDIV_SCALAR, -g[i] * s / (x[i] * x[i]))
-            /* PyTorch: exponent 0 gives a zero gradient, even at x = 0 (and NaN);
-             * otherwise g * ((T)s * x ** (s - 1)), with s - 1 in double. */
-            GRAD_CASE(TG_OP_POW_SCALAR, n->scalar == 0 ? (T)0
-                      : g[i] * (s * POW_LIKE_TORCH(T, x[i], n->scalar - 1)))
-            /* d(s**x)/dx = s**x log s; 0 for s == 0 and x >= 0, as in PyTorch */
-            GRAD_CASE(TG_OP_RPOW_SCALAR, g[i] * (s == 0 && x[i] >= 0 ? (T)0 : pow(s, x[i]) * log(s)))
-            GRAD_CASE(TG_OP_NEG, -g[i])
-            /* exp, log, sigmoid, tanh, relu: kernels/vmath above */
-        default: break;
-        }
-    });
-    return TG_OK;
-}
-
-/* ------------------------------------------------------------------ rows (legacy backward) */
-
-const tg_op_info tg_row_add = {.name = "add", .backward = tg_binary_backward, .saves = 0};
-const tg_op_info tg_row_sub = {.name = "sub", .backward = tg_binary_backward, .saves = 0};
-const tg_op_info tg_row_mul = {.name = "mul", .backward = tg_binary_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
-const tg_op_info tg_row_div = {.name = "div", .backward = tg_binary_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
-const tg_op_info tg_row_add_scalar = {.name = "add_scalar", .backward = tg_unary_backward, .saves = 0};
-const tg_op_info tg_row_mul_scalar = {.name = "mul_scalar", .backward = tg_unary_backward, .saves = 0};
-const tg_op_info tg_row_rsub_scalar = {.name = "rsub_scalar", .backward = tg_unary_backward, .saves = 0};
-const tg_op_info tg_row_div_scalar = {.name = "div_scalar", .backward = tg_unary_backward, .saves = 0};
-const tg_op_info tg_row_rdiv_scalar = {.name = "rdiv_scalar", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
-const tg_op_info tg_row_pow_scalar = {.name = "pow", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
-const tg_op_info tg_row_neg = {.name = "neg", .backward = tg_unary_backward, .saves = 0};
-const tg_op_info tg_row_exp = {.name = "exp", .backward = tg_unary_backward, .saves = TG_SAVES_OUTPUT};
-const tg_op_info tg_row_log = {.name = "log", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
-const tg_op_info tg_row_sigmoid = {.name = "sigmoid", .backward = tg_unary_backward, .saves = TG_SAVES_OUTPUT};
-const tg_op_info tg_row_tanh = {.name = "tanh", .backward = tg_unary_backward, .saves = TG_SAVES_OUTPUT};
-const tg_op_info tg_row_relu = {.name = "relu", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
-const tg_op_info tg_row_pow = {.name = "pow_tensor", .backward = tg_binary_backward, .saves = TG_SAVES_IN0 | TG_SAVES_IN1};
-const tg_op_info tg_row_rpow_scalar = {.name = "rpow_scalar", .backward = tg_unary_backward, .saves = TG_SAVES_IN0};
+tg_tensor *tg_neg(tg_tensor *a) { return unary(TG_OP_NEG, a, 0); }
+tg_tensor *tg_exp(tg_tensor *a) { return unary(TG_OP_EXP, a, 0); }
+tg_tensor *tg_log(tg_tensor *a) { return unary(TG_OP_LOG, a, 0); }
+tg_tensor *tg_sigmoid(tg_tensor *a) { return unary(TG_OP_SIGMOID, a, 0); }
+tg_tensor *tg_tanh(tg_tensor *a) { return unary(TG_OP_TANH, a, 0); }
+tg_tensor *tg_relu(tg_tensor *a) { return unary(TG_OP_RELU, a, 0); }
