@@ -143,6 +143,7 @@ struct tg_node {
      * record claimed by another thread's backward fails (TG_ERR_STATE) instead of sharing
      * the record's gradient buffer and traversal state with it. */
     uintptr_t claim;
+    int capture_id; /* 1 + the index of the captured instruction that made it, 0 none */
 };
 
 /* ------------------------------------------------------------------ op rows
@@ -397,5 +398,29 @@ tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim);
             __VA_ARGS__                                                                    \
         }                                                                                  \
     } while (0)
+
+/* ------------------------------------------------------------------ capture (program.c)
+ *
+ * While a thread captures a program (tg_capture_begin), the eager paths report what they
+ * do: tg_apply every op, tg_backward its seed and each record's backward step, tg_grad_slot
+ * each gradient slot, the optimizers their zero_grad and step. Each hook is one
+ * well-predicted branch when nothing is being captured. */
+int tg_capture_active(void);
+void tg_capture_op(const tg_op_args *args, tg_tensor *const *in, tg_tensor *out,
+                   tg_tensor *saved, tg_node *node);
+void tg_capture_seed(tg_tensor *root, const tg_tensor *grad);
+void tg_capture_slot(tg_node *n, int i, int created);
+void tg_capture_backward(tg_node *n);
+void tg_capture_optim(tg_optim *o, int zero_grad, int set_to_none);
+/* TG_ERR_STATE (named) when an op that a program can't replay reads or writes a tensor
+ * the capture knows (or one that requires grad): its result would be frozen. */
+tg_status tg_capture_guard(const char *op, const tg_tensor *a, const tg_tensor *b);
+int tg_program_param_has_grad(const tg_program *p, const tg_tensor *param);
+
+/* The optimizer's side of replay (optim.c). */
+int64_t tg_optim_param_count(const tg_optim *o);
+tg_tensor *tg_optim_param(const tg_optim *o, int64_t i);
+tg_status tg_optim_prepare_replay(tg_optim *o);
+tg_status tg_optim_step_replay(tg_optim *o, const tg_program *p);
 
 #endif /* TG_INTERNAL_H */

@@ -15,6 +15,7 @@ struct tg_optim {
     tg_tensor **state0;  /* SGD momentum buffer / Adam exp_avg, NULL until first use */
     tg_tensor **state1;  /* Adam exp_avg_sq */
     int64_t *param_steps; /* per parameter: steps taken (a parameter without grad skips) */
+    uint8_t *fresh;       /* per parameter: state0 allocated ahead (replay) and not used yet */
     int64_t steps;
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
     int nesterov;
@@ -43,9 +44,11 @@ static tg_optim *optim_alloc(const char *name, tg_tensor **params, int64_t n, op
         o->state0 = tg_calloc((size_t)n, sizeof *o->state0);
         o->state1 = tg_calloc((size_t)n, sizeof *o->state1);
         o->param_steps = tg_calloc((size_t)n, sizeof *o->param_steps);
+        o->fresh = tg_calloc((size_t)n, sizeof *o->fresh);
     }
-    if (!o || !o->params || !o->state0 || !o->state1 || !o->param_steps) {
+    if (!o || !o->params || !o->state0 || !o->state1 || !o->param_steps || !o->fresh) {
         if (o) {
+            tg_free(o->fresh);
             tg_free(o->params);
             tg_free(o->state0);
             tg_free(o->state1);
@@ -135,6 +138,7 @@ void tg_optim_free(tg_optim *o) {
     tg_free(o->state0);
     tg_free(o->state1);
     tg_free(o->param_steps);
+    tg_free(o->fresh);
     tg_free(o);
 }
 
@@ -269,6 +273,8 @@ static tg_status update_param(tg_optim *o, int64_t i, step_prep *pp) {
                 first = 1;
             }
             buf = o->state0[i];
+            if (o->fresh[i]) first = 1;
+            o->fresh[i] = 0;
         }
         if (param->dtype == TG_FLOAT32) SGD_UPDATE(float);
         else SGD_UPDATE(double);
@@ -305,6 +311,7 @@ static void release_prep(step_prep *prep, int64_t n) {
 
 tg_status tg_optim_step(tg_optim *o) {
     if (!o) return tg_fail(TG_ERR_ARG, "optimizer step: optimizer is NULL");
+    tg_capture_optim(o, 0, 0);
     /* First pass: does any parameter with a gradient need an allocation? (Only the first
      * step, and aliased gradients: a steady-state step allocates nothing.) */
     int need = 0;
@@ -356,6 +363,7 @@ tg_status tg_optim_step(tg_optim *o) {
 
 void tg_optim_zero_grad(tg_optim *o, int set_to_none) {
     if (!o) return;
+    tg_capture_optim(o, 1, set_to_none);
     for (int64_t i = 0; i < o->n; i++) {
         if (set_to_none) tg_tensor_set_grad(o->params[i], NULL);
         else tg_tensor_zero_grad(o->params[i]);
@@ -416,5 +424,46 @@ tg_status tg_optim_load_state(tg_optim *o, int64_t i, int which, const tg_tensor
     memmove((*slot)->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
     o->param_steps[i] = param_steps;
     if (param_steps > o->steps) o->steps = param_steps;
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ replay (program.c) */
+
+int64_t tg_optim_param_count(const tg_optim *o) { return o ? o->n : 0; }
+tg_tensor *tg_optim_param(const tg_optim *o, int64_t i) { return o->params[i]; }
+
+/* Before a replayed run: every state buffer a step may need exists (a step then
+ * allocates nothing). A momentum buffer made here is marked fresh: its first update
+ * starts it from the gradient, as a buffer made at the first step does. */
+tg_status tg_optim_prepare_replay(tg_optim *o) {
+    for (int64_t i = 0; i < o->n; i++) {
+        tg_tensor *param = o->params[i];
+        if (o->kind == OPTIM_SGD) {
+            if (o->momentum != 0 && !o->state0[i]) {
+                o->state0[i] = tg_tensor_new_like(param, 1);
+                if (!o->state0[i]) return TG_ERR_NOMEM;
+                o->fresh[i] = 1;
+            }
+        } else {
+            if (!o->state0[i] && !(o->state0[i] = tg_tensor_new_like(param, 1))) return TG_ERR_NOMEM;
+            if (!o->state1[i] && !(o->state1[i] = tg_tensor_new_like(param, 1))) return TG_ERR_NOMEM;
+        }
+    }
+    return TG_OK;
+}
+
+/* One step inside a replayed run: the parameters whose gradient the program holds
+ * (their .grad is the program's buffer; the program owns them during the run, so no
+ * locks), with the same update as tg_optim_step. */
+tg_status tg_optim_step_replay(tg_optim *o, const tg_program *p) {
+    for (int64_t i = 0; i < o->n; i++) {
+        tg_tensor *param = o->params[i];
+        if (!param->grad || !tg_program_param_has_grad(p, param)) continue;
+        step_prep empty = {0};
+        tg_status st = update_param(o, i, &empty);
+        if (st) return st;
+        tg_bump_version(param);
+    }
+    o->steps++;
     return TG_OK;
 }

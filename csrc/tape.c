@@ -81,10 +81,13 @@ tg_status tg_grad_slot(tg_node *n, int i, void **out) {
     tg_tensor *in = n->inputs[i];
     if (!in || !in->requires_grad) return TG_OK;
     tg_tensor **slot = in->node ? &in->node->grad : &in->grad;
+    int created = 0;
     if (!*slot) {
         *slot = tg_tensor_new_like(in, 1);
         if (!*slot) return TG_ERR_NOMEM;
+        created = 1;
     }
+    if (tg_capture_active()) tg_capture_slot(n, i, created);
     *out = (*slot)->data;
     return TG_OK;
 }
@@ -380,6 +383,7 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
     }
     tg_tensor_release(root->node->grad);
     root->node->grad = seed;
+    if (tg_capture_active()) tg_capture_seed(root, grad);
 
     /* order is post-order (inputs first); walk it backwards: outputs before inputs. */
     for (int64_t i = count - 1; i >= 0; i--) {
@@ -390,6 +394,7 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
             lock_leaves(n, &leaves);
             st = tg_op_rows[n->op]->backward ? tg_op_rows[n->op]->backward(n)
                                              : tg_apply_backward(n);
+            if (st == TG_OK && tg_capture_active()) tg_capture_backward(n);
             release_leaves(&leaves);
             if (st != TG_OK && tg_last_status() == TG_OK)
                 tg_fail(st, "backward of '%s' failed", tg_op_rows[n->op]->name);

@@ -452,6 +452,8 @@ tg_status tg_tensor_copy_to(const tg_tensor *t, void *out) {
 }
 
 tg_status tg_tensor_copy_from(tg_tensor *t, const void *data) {
+    tg_status st = tg_capture_guard("copy_from (an in-place write)", t, NULL);
+    if (st) return st;
     if (t->numel) memmove(t->data, data, (size_t)t->numel * tg_dtype_size(t->dtype));
     tg_bump_version(t);
     return TG_OK;
@@ -531,6 +533,7 @@ static int grad_chain_reaches(tg_tensor *from, const tg_tensor *target) {
 }
 
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
+    if (tg_capture_active() && tg_capture_guard("assigning .grad", t, grad)) return TG_ERR_STATE;
     if (grad) {
         if (grad->dtype != t->dtype || grad->ndim != t->ndim ||
             memcmp(grad->shape, t->shape, (size_t)t->ndim * sizeof(int64_t)) != 0) {
@@ -574,7 +577,11 @@ void tg_tensor_zero_grad(tg_tensor *t) {
     tg_grad_unlock(t);
 }
 
-tg_tensor *tg_detach(tg_tensor *t) { return tg_tensor_view(t, t->ndim, t->shape); }
+tg_tensor *tg_detach(tg_tensor *t) {
+    /* a program would keep reading the captured step's values through the copy's data */
+    if (tg_capture_guard("detach", t, NULL)) return NULL;
+    return tg_tensor_view(t, t->ndim, t->shape);
+}
 
 tg_tensor *tg_clone_data(const tg_tensor *t) {
     return tg_from_data(t->dtype, t->ndim, t->shape, t->data);

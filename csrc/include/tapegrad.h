@@ -343,6 +343,66 @@ int64_t tg_optim_param_steps(const tg_optim *opt, int64_t param_index);
 tg_status tg_optim_load_state(tg_optim *opt, int64_t param_index, int which,
                               const tg_tensor *src, int64_t param_steps);
 
+/* ---------------------------------------------------------------- programs (replay)
+ *
+ * Capture one step — a training step (zero_grad, forward, loss, backward, optimizer
+ * step) or a forward pass — once, then run it for many steps in one call:
+ *
+ *     tg_program *prog = tg_program_new();
+ *     tg_capture_begin(prog);              // this thread's ops are now also recorded
+ *     tg_capture_input(prog, 0, xb);       // the batch tensors, before the step uses them
+ *     tg_capture_input(prog, 1, yb);
+ *     ... tg_optim_zero_grad, ops, loss, tg_backward(loss), tg_optim_step ...
+ *     tg_capture_output(prog, loss);       // what each step reports
+ *     tg_capture_end(prog);                // plan the buffers
+ *     tg_program_run(prog, X, Y, order, NULL, losses);  // steps 2..n, all in C
+ *
+ * The captured step really runs once (eagerly, on the batch given). Every op is recorded,
+ * also ops under no_grad and ops on tensors that need no gradient, so values computed from
+ * the batch are recomputed each step. Tensors the step reads but did not compute (the
+ * parameters, constants) are used where they are: a run sees their current values. What
+ * a program can't replay fails the capture with TG_ERR_STATE naming it: ops that are not
+ * rows (integer ops, comparisons, argmax), in-place writes, backward with an explicit
+ * gradient. Python control flow that depends on values is frozen at the captured step.
+ * Replayed steps run the same kernels, in the same order, on buffers zeroed and
+ * accumulated as in eager mode: the results are bitwise those of the eager loop. Nothing
+ * is allocated per step (buffers, gradients and one scratch area are planned at
+ * tg_capture_end). Parameter gradients live in the program: after capture each
+ * parameter's grad is a view of the program's buffer (or NULL when zero_grad dropped it).
+ * A program keeps references to the tensors it uses and to nothing else: the optimizers
+ * it captured must outlive it. One thread captures at a time per program; a program is
+ * run by one thread at a time, and nothing else may use its model meanwhile. */
+typedef struct tg_program tg_program;
+tg_program *tg_program_new(void);
+void tg_program_free(tg_program *prog);
+/* Start recording this thread's ops into prog (TG_ERR_STATE if prog was captured, or this
+ * thread is already capturing). */
+tg_status tg_capture_begin(tg_program *prog);
+/* Declare t as input slot 0 (X) or 1 (y) of the step: its first dim is the batch, and a
+ * run fills it with the rows of its arrays. Before the step uses t. */
+tg_status tg_capture_input(tg_program *prog, int slot, tg_tensor *t);
+/* Declare t (computed by the step) as its output: copied out after each step. */
+tg_status tg_capture_output(tg_program *prog, tg_tensor *t);
+/* Stop recording and plan the program. The first error of the capture (an op that can't
+ * be captured) is reported here too. */
+tg_status tg_capture_end(tg_program *prog);
+/* Run len(order) / batch steps. Step s fills each input slot with the rows
+ * order[s * batch .. s * batch + batch) of x (slot 0) and y (slot 1), which must match
+ * the captured inputs in dtype and every dim but the first. lr: NULL, or a float64 tensor
+ * of one learning rate per step for every captured optimizer (restored after the run).
+ * out: NULL, or a tensor of the output's dtype with steps * (output numel) elements: step
+ * s's output is written at s * numel. Data-dependent checks (class labels in range, BCE
+ * targets in [0, 1]) run each step: a failure stops the run there with the step in the
+ * message (the steps before it are done). A parameter replaced since the capture, or an
+ * optimizer's parameter list changed: TG_ERR_STATE. */
+tg_status tg_program_run(tg_program *prog, const tg_tensor *x, const tg_tensor *y,
+                         const tg_tensor *order, const tg_tensor *lr, tg_tensor *out);
+/* Copy the output of the last step into dst (same dtype and numel). */
+tg_status tg_program_output(const tg_program *prog, tg_tensor *dst);
+/* The captured batch size (rows of input 0), and the number of instructions. */
+int64_t tg_program_batch(const tg_program *prog);
+int64_t tg_program_instruction_count(const tg_program *prog);
+
 /* ---------------------------------------------------------------- kernels & threads */
 
 /* C[M,N] = (accumulate ? C : 0) + op(A)[M,K] * op(B)[K,N], row-major.

@@ -88,6 +88,8 @@ tg_tensor *tg_apply(tg_op_args *args, tg_tensor *const *in) {
             if (!n->saved) goto fail;
         }
     }
+    if (tg_capture_active())
+        tg_capture_op(args, in, out, saved ? saved : out->node ? out->node->priv : NULL, out->node);
     tg_tensor_release(saved);
     return out;
 fail:

@@ -79,3 +79,4 @@ from . import cuda  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .training import fit, History  # noqa: E402
 from .config import get_include, get_library_dir  # noqa: E402
+from .compile import compile  # noqa: E402,A001 - as torch.compile
