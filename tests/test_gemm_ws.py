@@ -186,3 +186,41 @@ def test_ws_size_independent_of_level_and_monotone_in_threads(dtype, monkeypatch
                  ffi.cast("void *", ffi.from_buffer("char[]", buf)))
         assert C1.tobytes() == C2.tobytes(), nthreads
         assert (buf[size:] == FILL).all(), nthreads
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_ws_on_a_fresh_thread_pool_creation_is_the_only_allocation(dtype):
+    """tapegrad.h: a thread's first gemm on more than one thread makes its worker pool (one
+    allocation; when it fails the strips run on the calling thread, same bits); every
+    later call with a workspace asks for nothing. On a new thread (counters and pool are
+    per thread), with that allocation made to fail."""
+    import threading
+
+    dt, ctype, fast, ws, wsize, naive = DTYPES[dtype]
+    M, N, K = 200, 150, 600
+    rng = np.random.default_rng(9)
+    A, B, _, _ = _operands(rng, M, N, K, 1, 0, 0, dt)
+    want = np.zeros((M, N), dtype=dt)
+    _call(fast, ctype, M, N, K, A, 1, B, 0, want, 0, 2)
+    size = wsize(M, N, K, 1, 0, 2)
+    out = {}
+
+    def body():
+        buf = _aligned_bytes(size)
+        work = ffi.cast("void *", ffi.from_buffer("char[]", buf))
+        got, deltas = [], []
+        for i in range(3):
+            C = np.zeros((M, N), dtype=dt)
+            before = lib.tg_debug_allocations()
+            lib.tg_debug_fail_allocation(1 if i == 0 else 0)
+            _ws_call(ws, ctype, M, N, K, A, 1, B, 0, C, 0, 2, work)
+            lib.tg_debug_fail_allocation(0)
+            deltas.append(lib.tg_debug_allocations() - before)
+            got.append(C.tobytes())
+        out["got"], out["deltas"] = got, deltas
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert all(g == want.tobytes() for g in out["got"])
+    assert out["deltas"][0] <= 1 and out["deltas"][1] <= 1 and out["deltas"][2] == 0, out["deltas"]
