@@ -448,6 +448,31 @@ void tg_gemm_naive_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t
                        int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
                        int64_t ldc, int accumulate);
 
+/* The gemm with a caller-given packing workspace, for callers that plan their memory once
+ * (a replayed program): tg_gemm_workspace_f32/f64 returns the bytes of scratch a call of
+ * that shape needs (0 for the tiny and small paths, which need none), an upper bound for
+ * every SIMD level the dispatch may pick at the call (TAPEGRAD_SIMD may change between
+ * the two calls) and every thread count from 1 to nthreads; it depends on the shape and
+ * nthreads only (trans_a / trans_b are taken for future blockings), never fails and never
+ * allocates. tg_gemm_ws_f32/f64 is tg_gemm_f32/f64 with that workspace: given `work` with
+ * at least that many bytes (any alignment; the slack for aligning it to 64 bytes is in the
+ * size; NULL or anything when the size is 0) it allocates nothing for packing and writes
+ * nothing outside work[0, size); with work == NULL it allocates what it needs as
+ * tg_gemm_f32/f64 does. Both give the same bits for every shape (same blocking, same
+ * kernels). The calling thread's worker pool is created by its first gemm that uses more
+ * than one thread (one allocation; if it fails the strips run on the calling thread, same
+ * bits): every later call with a workspace allocates nothing at all. */
+size_t tg_gemm_workspace_f32(int64_t M, int64_t N, int64_t K, int trans_a, int trans_b,
+                             int nthreads);
+size_t tg_gemm_workspace_f64(int64_t M, int64_t N, int64_t K, int trans_a, int trans_b,
+                             int nthreads);
+void tg_gemm_ws_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int trans_a,
+                    const float *B, int64_t ldb, int trans_b, float *C, int64_t ldc,
+                    int accumulate, int nthreads, void *work);
+void tg_gemm_ws_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+                    int trans_a, const double *B, int64_t ldb, int trans_b, double *C,
+                    int64_t ldc, int accumulate, int nthreads, void *work);
+
 /* Elementwise math kernels (csrc/kernels/vmath.h: algorithms, measured ulp errors), the
  * ones the exp, log, tanh, sigmoid and relu ops run; exposed for tests and benchmarks.
  * fn is one of TG_VMATH_*. isa: "generic", "avx2", "avx512", or NULL for the level the ops

@@ -14,6 +14,13 @@
  * generic kernel and the unpacked small path multiply and add separately, so results may
  * differ from them in the last bits. If a packing buffer cannot be allocated, the strip
  * falls back to the unpacked loop (correct, slower, possibly different last bits).
+ * tg_gemm_ws_f32/f64 take the packing workspace from the caller (sized by
+ * tg_gemm_workspace_f32/f64: the maximum over the kernel table and thread counts 1..n, plus
+ * 64 bytes to align it) and then allocate nothing for packing; tg_gemm_f32/f64 are
+ * tg_gemm_ws with no workspace (allocated per call: on the stack when it fits in 24 KiB,
+ * else on the heap). The blocking never depends on where the workspace lives: same bits.
+ * tests/test_gemm_ws.py checks the sizes, the guard region past them, the bits, and that
+ * a call with a workspace asks for no memory.
  * tests/test_simd.py forces each level this CPU has and checks these claims: every level
  * against tg_gemm_naive_* within the error bound of tests/bounds.py, the same bits for 1, 2
  * and 3 threads, and the same bits at the AVX2 and AVX-512 levels.

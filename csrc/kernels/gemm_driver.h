@@ -133,6 +133,9 @@ static size_t GEMM_NAME(pack_workspace)(const GEMM_NAME(gemm_kernel) *kern, int6
     return a_len + b_len;
 }
 
+/* Elements of gemm_packed's stack buffer (used when it is given no workspace). */
+enum { GEMM_NAME(STACK_ELEMS) = 24576 / sizeof(GEMM_T) };
+
 /* Packed, blocked C[M x N] (+)= op(A) . op(B) on one thread; M, N, K > 0.
  * op(A)(i,k) = A[i*a_rs + k*a_cs], op(B)(k,j) = B[k*b_rs + j*b_cs].
  * work: pack_workspace() elements, 64-byte aligned; or NULL to allocate here (on the stack
@@ -145,10 +148,9 @@ static int GEMM_NAME(gemm_packed)(const GEMM_NAME(gemm_kernel) *kern, int64_t M,
     int64_t kb = GEMM_NAME(k_block)(kern, K);
     size_t a_len, work_len = GEMM_NAME(pack_workspace)(kern, M, N, K, &a_len);
 
-    enum { STACK_ELEMS = 24576 / sizeof(GEMM_T) };
-    _Alignas(64) GEMM_T stack_buf[STACK_ELEMS];
+    _Alignas(64) GEMM_T stack_buf[GEMM_NAME(STACK_ELEMS)];
     void *heap = NULL;
-    if (!work && work_len <= STACK_ELEMS) {
+    if (!work && work_len <= GEMM_NAME(STACK_ELEMS)) {
         work = stack_buf;
     } else if (!work) {
         heap = tg_malloc(work_len * sizeof(GEMM_T) + 64);
@@ -326,10 +328,70 @@ static void *GEMM_NAME(gemm_strip_run)(void *arg) {
     return NULL;
 }
 
-void GEMM_NAME(tg_gemm_at_level)(int level, int64_t M, int64_t N, int64_t K, const GEMM_T *A,
-                                 int64_t lda, int trans_a, const GEMM_T *B, int64_t ldb,
-                                 int trans_b, GEMM_T *C, int64_t ldc, int accumulate,
-                                 int nthreads) {
+/* The kernel a non-tiny call at `level` runs. AVX-512 and AVX2 kernels do the same
+ * arithmetic (FMA, same kc): for outputs no wider than the AVX2 tile, the narrower tile
+ * wastes less. */
+static const GEMM_NAME(gemm_kernel) *GEMM_NAME(pick_kernel)(int level, int64_t N) {
+    level = clamp_level(level);
+#if GEMM_HAVE_X86_KERNELS
+    if (level == TG_SIMD_AVX512 && N <= GEMM_NAME(kernels)[TG_SIMD_AVX2].nr) level = TG_SIMD_AVX2;
+#else
+    (void)N;
+#endif
+    return &GEMM_NAME(kernels)[level];
+}
+
+/* Cuts a non-tiny call with kernel kern into strips (one per thread); returns their number.
+ * Each strip's work is left NULL. */
+static int GEMM_NAME(make_strips)(const GEMM_NAME(gemm_kernel) *kern, int64_t M, int64_t N,
+                                  int64_t K, const GEMM_T *A, int64_t a_rs, int64_t a_cs,
+                                  const GEMM_T *B, int64_t b_rs, int64_t b_cs, GEMM_T *C,
+                                  int64_t ldc, int accumulate, int nthreads,
+                                  GEMM_NAME(gemm_strip) strips[MAX_THREADS]) {
+    strip_plan plan = plan_strips(M, N, K, kern->mr, kern->nr, nthreads);
+    for (int s = 0; s < plan.nstrips; s++) {
+        int64_t start, len;
+        strip_range(&plan, s, plan.split_rows ? M : N, &start, &len);
+        GEMM_NAME(gemm_strip) t = {.kern = kern, .M = M, .N = N, .K = K,
+                                   .A = A, .a_rs = a_rs, .a_cs = a_cs,
+                                   .B = B, .b_rs = b_rs, .b_cs = b_cs,
+                                   .C = C, .ldc = ldc, .accumulate = accumulate, .work = NULL};
+        if (plan.split_rows) {
+            t.M = len;
+            t.A = A ? A + start * a_rs : NULL;
+            t.C = C ? C + start * ldc : NULL;
+        } else {
+            t.N = len;
+            t.B = B ? B + start * b_cs : NULL;
+            t.C = C ? C + start : NULL;
+        }
+        strips[s] = t;
+    }
+    return plan.nstrips;
+}
+
+/* Elements of caller-side workspace the strips need: 0 for one strip whose packing fits
+ * gemm_packed's stack buffer, else the sum of the strips' pack_workspace(), each a multiple
+ * of 64 bytes so that every strip's part stays 64-byte aligned. */
+static size_t GEMM_NAME(strips_workspace)(const GEMM_NAME(gemm_strip) *strips, int nstrips) {
+    if (nstrips == 1) {
+        size_t len = GEMM_NAME(pack_workspace)(strips[0].kern, strips[0].M, strips[0].N,
+                                               strips[0].K, NULL);
+        return len <= GEMM_NAME(STACK_ELEMS) ? 0 : len;
+    }
+    size_t total = 0;
+    for (int s = 0; s < nstrips; s++)
+        total += GEMM_NAME(pack_workspace)(strips[s].kern, strips[s].M, strips[s].N,
+                                           strips[s].K, NULL);
+    return total;
+}
+
+/* The gemm at `level` (clamped); work: at least GEMM_NAME(tg_gemm_workspace) bytes, any
+ * alignment, or NULL to allocate what is needed here (with the fallbacks of gemm.c). */
+static void GEMM_NAME(gemm_run)(int level, int64_t M, int64_t N, int64_t K, const GEMM_T *A,
+                                int64_t lda, int trans_a, const GEMM_T *B, int64_t ldb,
+                                int trans_b, GEMM_T *C, int64_t ldc, int accumulate,
+                                int nthreads, void *work) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate)
@@ -343,60 +405,72 @@ void GEMM_NAME(tg_gemm_at_level)(int level, int64_t M, int64_t N, int64_t K, con
         GEMM_NAME(gemm_small)(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate);
         return;
     }
-    /* AVX-512 and AVX2 kernels do the same arithmetic (FMA, same kc): for outputs no wider
-     * than the AVX2 tile, the narrower tile wastes less. */
-    level = clamp_level(level);
-#if GEMM_HAVE_X86_KERNELS
-    if (level == TG_SIMD_AVX512 && N <= GEMM_NAME(kernels)[TG_SIMD_AVX2].nr) level = TG_SIMD_AVX2;
-#endif
-    const GEMM_NAME(gemm_kernel) *kern = &GEMM_NAME(kernels)[level];
-    strip_plan plan = plan_strips(M, N, K, kern->mr, kern->nr, nthreads);
+    const GEMM_NAME(gemm_kernel) *kern = GEMM_NAME(pick_kernel)(level, N);
     GEMM_NAME(gemm_strip) strips[MAX_THREADS];
-    for (int s = 0; s < plan.nstrips; s++) {
-        int64_t start, len;
-        strip_range(&plan, s, plan.split_rows ? M : N, &start, &len);
-        GEMM_NAME(gemm_strip) t = {.kern = kern, .M = M, .N = N, .K = K,
-                                   .A = A, .a_rs = a_rs, .a_cs = a_cs,
-                                   .B = B, .b_rs = b_rs, .b_cs = b_cs,
-                                   .C = C, .ldc = ldc, .accumulate = accumulate, .work = NULL};
-        if (plan.split_rows) {
-            t.M = len;
-            t.A = A + start * a_rs;
-            t.C = C + start * ldc;
-        } else {
-            t.N = len;
-            t.B = B + start * b_cs;
-            t.C = C + start;
-        }
-        strips[s] = t;
-    }
-    /* Workspace for all strips comes from this thread: memory a short-lived thread
-     * allocates and frees goes back to the OS and is faulted in again on every call. */
+    int nstrips = GEMM_NAME(make_strips)(kern, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc,
+                                         accumulate, nthreads, strips);
+    size_t need = GEMM_NAME(strips_workspace)(strips, nstrips);
+    /* Without a caller's workspace, the one for all strips comes from this thread: memory a
+     * short-lived thread allocates and frees goes back to the OS and is faulted in again on
+     * every call. A single strip allocates its own in gemm_packed. */
     void *heap = NULL;
-    if (plan.nstrips > 1) {
-        size_t total = 0;
-        for (int s = 0; s < plan.nstrips; s++)
-            total += GEMM_NAME(pack_workspace)(kern, strips[s].M, strips[s].N, K, NULL);
-        heap = tg_malloc(total * sizeof(GEMM_T) + 64);
-        if (heap) {
-            GEMM_T *work = (GEMM_T *)(((uintptr_t)heap + 63) & ~(uintptr_t)63);
-            for (int s = 0; s < plan.nstrips; s++) {
-                strips[s].work = work;
-                work += GEMM_NAME(pack_workspace)(kern, strips[s].M, strips[s].N, K, NULL);
-            }
+    if (need > 0 && !work && nstrips > 1) work = heap = tg_malloc(need * sizeof(GEMM_T) + 64);
+    if (need > 0 && work) {
+        GEMM_T *w = (GEMM_T *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+        for (int s = 0; s < nstrips; s++) {
+            strips[s].work = w;
+            w += GEMM_NAME(pack_workspace)(kern, strips[s].M, strips[s].N, K, NULL);
         }
     }
-    run_strips(plan.nstrips, strips, sizeof strips[0], GEMM_NAME(gemm_strip_run));
+    run_strips(nstrips, strips, sizeof strips[0], GEMM_NAME(gemm_strip_run));
     tg_free(heap);
+}
+
+void GEMM_NAME(tg_gemm_at_level)(int level, int64_t M, int64_t N, int64_t K, const GEMM_T *A,
+                                 int64_t lda, int trans_a, const GEMM_T *B, int64_t ldb,
+                                 int trans_b, GEMM_T *C, int64_t ldc, int accumulate,
+                                 int nthreads) {
+    GEMM_NAME(gemm_run)(level, M, N, K, A, lda, trans_a, B, ldb, trans_b, C, ldc, accumulate,
+                        nthreads, NULL);
+}
+
+/* Bytes: the maximum over every kernel of the table (whatever level the dispatch picks at
+ * the call, whatever TAPEGRAD_SIMD says then, whatever this CPU has) and over every thread
+ * count 1..nthreads, plus 64 bytes of alignment slack; 0 when no kernel needs any. */
+size_t GEMM_NAME(tg_gemm_workspace)(int64_t M, int64_t N, int64_t K, int trans_a, int trans_b,
+                                    int nthreads) {
+    (void)trans_a; /* the blocking depends on the shape only */
+    (void)trans_b;
+    if (M <= 0 || N <= 0 || K <= 0 || is_tiny_gemm(M, N, K)) return 0;
+    enum { NKERNELS = sizeof GEMM_NAME(kernels) / sizeof GEMM_NAME(kernels)[0] };
+    int tmax = nthreads < 1 ? 1 : nthreads > MAX_THREADS ? MAX_THREADS : nthreads;
+    size_t most = 0;
+    GEMM_NAME(gemm_strip) strips[MAX_THREADS];
+    for (int k = 0; k < (int)NKERNELS; k++) {
+        for (int t = 1; t <= tmax; t++) {
+            int n = GEMM_NAME(make_strips)(&GEMM_NAME(kernels)[k], M, N, K, NULL, 0, 0, NULL,
+                                           0, 0, NULL, 0, 0, t, strips);
+            size_t len = GEMM_NAME(strips_workspace)(strips, n);
+            if (len > most) most = len;
+        }
+    }
+    return most ? most * sizeof(GEMM_T) + 64 : 0;
+}
+
+void GEMM_NAME(tg_gemm_ws)(int64_t M, int64_t N, int64_t K, const GEMM_T *A, int64_t lda,
+                           int trans_a, const GEMM_T *B, int64_t ldb, int trans_b, GEMM_T *C,
+                           int64_t ldc, int accumulate, int nthreads, void *work) {
+    /* the tiny path never looks at the level: skip getenv there */
+    int level = is_tiny_gemm(M, N, K) ? TG_SIMD_GENERIC : tg_gemm_simd_level_now();
+    GEMM_NAME(gemm_run)(level, M, N, K, A, lda, trans_a, B, ldb, trans_b, C, ldc, accumulate,
+                        nthreads, work);
 }
 
 void GEMM_NAME(tg_gemm)(int64_t M, int64_t N, int64_t K, const GEMM_T *A, int64_t lda,
                         int trans_a, const GEMM_T *B, int64_t ldb, int trans_b, GEMM_T *C,
                         int64_t ldc, int accumulate, int nthreads) {
-    /* the tiny path never looks at the level: skip getenv there */
-    int level = is_tiny_gemm(M, N, K) ? TG_SIMD_GENERIC : tg_gemm_simd_level_now();
-    GEMM_NAME(tg_gemm_at_level)(level, M, N, K, A, lda, trans_a, B, ldb, trans_b, C, ldc,
-                                accumulate, nthreads);
+    GEMM_NAME(tg_gemm_ws)(M, N, K, A, lda, trans_a, B, ldb, trans_b, C, ldc, accumulate,
+                          nthreads, NULL);
 }
 
 #undef GEMM_NAME

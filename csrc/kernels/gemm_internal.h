@@ -28,8 +28,11 @@ typedef void (*tg_gemm_ukernel_f64)(int64_t kc, const double *a_panel, const dou
 #define TG_GEMM_MAX_NR 32
 
 /* Reference kernels tg_gemm_naive_f32/f64 (the plain triple loop, same semantics as
- * tg_gemm_*): declared in tapegrad.h, used by the tests and as the fallback when a packing
- * buffer cannot be allocated. */
+ * tg_gemm_*): declared in tapegrad.h, used by the tests.
+ * The workspace-taking entry points tg_gemm_workspace_f32/f64 (bytes of scratch a shape
+ * needs, for every SIMD level and thread counts 1..nthreads) and tg_gemm_ws_f32/f64 (the
+ * gemm with that scratch, allocating nothing for packing) are declared in tapegrad.h too:
+ * ops and replayed programs plan the workspace once and pass it in. */
 
 /* SIMD levels, lowest first. tg_gemm_simd_level_now() is what the CPU supports, lowered by
  * the environment variable TAPEGRAD_SIMD=generic|avx2|avx512 (never raised). */
