@@ -99,6 +99,19 @@ class TrainStep:
         self.loss_fn, self.loss_name = _training._loss_fn(loss)
         self._programs = {}  # batch rows -> _Program
         self._predictors = {}
+        self._signature = None  # the model's parameters at the first capture
+
+    def _model_signature(self):
+        return [(id(p), tuple(p.shape), p.dtype) for p in self.model.parameters()]
+
+    def _check_model(self):
+        sig = self._model_signature()
+        if self._signature is None:
+            self._signature = sig
+        elif sig != self._signature:
+            raise RuntimeError("run: the model's parameters changed since the capture (a "
+                               "parameter was added, removed, replaced or reshaped); compile "
+                               "the step again")
 
     def _step(self, xb, yb):
         opt = self.optimizer
@@ -130,6 +143,7 @@ class TrainStep:
         if Xa.ndim == 0 or ya.ndim == 0 or len(Xa) != len(ya):
             raise ValueError(f"run: X and y must have the same number of samples, got shapes "
                              f"{Xa.shape} and {ya.shape}")
+        self._check_model()
         n = len(Xa)
         plan = [batch_indices(n, batch_size, e, shuffle, seed, drop_last) for e in range(epochs)]
         total = sum(len(b) for b in plan)

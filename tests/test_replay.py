@@ -1,0 +1,275 @@
+"""Capture and replay (tapegrad.compile): bitwise equal to the eager loop over the same
+batches, for every module, loss, optimizer, batching mode and dtype; nothing allocated
+per replayed step; named errors for everything a run can get wrong."""
+import gc
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import nn
+from tapegrad.data import batch_indices
+from tapegrad.nn import functional as F
+
+DTYPES = [tg.float32, tg.float64]
+
+
+def _data(loss, n=10, features=3, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, features))
+    if loss == "cross_entropy":
+        y = rng.integers(0, classes, n)
+    elif loss == "bce":
+        y = rng.integers(0, 2, n).astype(np.float64)
+    elif loss == "bce_with_logits":
+        y = rng.random(n)
+    else:
+        y = rng.standard_normal(n)
+    return X, y
+
+
+def _model(loss, dtype, activation="tanh", hidden=5, features=3, classes=3, seed=0):
+    tg.manual_seed(seed)
+    out = classes if loss == "cross_entropy" else 1
+    head = "sigmoid" if loss == "bce" else None
+    return nn.MLP([features, hidden, out], activation=activation, output_activation=head,
+                  dtype=dtype)
+
+
+def _optim(kind, params, lr=0.1):
+    if kind == "sgd":
+        return tg.optim.SGD(params, lr=lr)
+    if kind == "momentum":
+        return tg.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=0.01)
+    if kind == "nesterov":
+        return tg.optim.SGD(params, lr=lr, momentum=0.8, nesterov=True)
+    return tg.optim.Adam(params, lr=lr / 10, weight_decay=0.001)
+
+
+_LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy,
+           "bce_with_logits": F.binary_cross_entropy_with_logits, "cross_entropy": F.cross_entropy}
+
+
+def _eager(model, opt, loss, X, y, dtype, epochs, batch_size, shuffle=True, seed=0,
+           drop_last=False, lrs=None):
+    """The eager loop replay must equal: zero_grad, forward, loss, backward, step."""
+    fn = _LOSSES[loss]
+    losses = []
+    ydt = tg.int64 if loss == "cross_entropy" else dtype
+    for e in range(epochs):
+        for idx in batch_indices(len(X), batch_size, e, shuffle, seed, drop_last):
+            if lrs is not None:
+                opt.lr = float(lrs[len(losses)])
+            xb = tg.tensor(np.ascontiguousarray(X[idx]), dtype=dtype)
+            yb = tg.tensor(np.ascontiguousarray(y[idx]), dtype=ydt)
+            opt.zero_grad()
+            out = model(xb)
+            if ydt is not tg.int64:
+                yb = yb.reshape(-1, 1)
+            value = fn(out, yb)
+            value.backward()
+            opt.step()
+            losses.append(value.item())
+    return np.array(losses)
+
+
+def _same_params(m1, m2):
+    for (name, a), (_, b) in zip(m1.named_parameters(), m2.named_parameters()):
+        assert np.array_equal(a.numpy(), b.numpy()), f"parameter {name} differs"
+        ga, gb = a.grad, b.grad
+        assert (ga is None) == (gb is None), name
+        if ga is not None:
+            assert np.array_equal(ga.numpy(), gb.numpy()), f"gradient of {name} differs"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("loss", ["mse", "bce", "bce_with_logits", "cross_entropy"])
+@pytest.mark.parametrize("batch_size", [None, 1, 4])
+def test_replay_is_bitwise_eager(dtype, loss, batch_size):
+    X, y = _data(loss)
+    m1, m2 = _model(loss, dtype), _model(loss, dtype)
+    o1, o2 = _optim("sgd", m1.parameters()), _optim("sgd", m2.parameters())
+    expected = _eager(m1, o1, loss, X, y, dtype, epochs=3, batch_size=batch_size, seed=3)
+    step = tg.compile(m2, loss, o2)
+    got = step.run(X, y, epochs=3, batch_size=batch_size, seed=3)
+    assert got.dtype == dtype.numpy
+    np.testing.assert_array_equal(got, expected.astype(dtype.numpy))
+    _same_params(m1, m2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_replay_optimizers_and_activations(dtype, kind, activation):
+    X, y = _data("cross_entropy", n=12)
+    m1 = _model("cross_entropy", dtype, activation)
+    m2 = _model("cross_entropy", dtype, activation)
+    o1, o2 = _optim(kind, m1.parameters()), _optim(kind, m2.parameters())
+    expected = _eager(m1, o1, "cross_entropy", X, y, dtype, epochs=4, batch_size=5, seed=1)
+    got = tg.compile(m2, "cross_entropy", o2).run(X, y, epochs=4, batch_size=5, seed=1)
+    np.testing.assert_array_equal(got, expected.astype(dtype.numpy))
+    _same_params(m1, m2)
+    assert o1.steps == o2.steps == len(expected)
+
+
+@pytest.mark.parametrize("shuffle,drop_last", [(False, False), (True, True), (False, True)])
+def test_replay_batching_rules(shuffle, drop_last):
+    X, y = _data("mse", n=11)
+    m1, m2 = _model("mse", tg.float64), _model("mse", tg.float64)
+    o1, o2 = _optim("momentum", m1.parameters()), _optim("momentum", m2.parameters())
+    expected = _eager(m1, o1, "mse", X, y, tg.float64, 3, 4, shuffle, 7, drop_last)
+    step = tg.compile(m2, "mse", o2)
+    got = step.run(X, y, epochs=3, batch_size=4, shuffle=shuffle, seed=7, drop_last=drop_last)
+    np.testing.assert_array_equal(got, expected)
+    _same_params(m1, m2)
+    # the short last batch (11 = 2 * 4 + 3) gets its own program unless dropped
+    assert sorted(step.programs) == ([4] if drop_last else [3, 4])
+
+
+def test_replay_lr_schedule_and_changed_hyperparameters():
+    X, y = _data("mse")
+    m1, m2 = _model("mse", tg.float32), _model("mse", tg.float32)
+    o1, o2 = _optim("momentum", m1.parameters()), _optim("momentum", m2.parameters())
+    lrs = np.linspace(0.2, 0.01, 3 * 3)
+    e1 = _eager(m1, o1, "mse", X, y, tg.float32, 3, 4, lrs=lrs)
+    o1.lr = 0.1  # the eager loop left the last scheduled value; replay restores its own
+    step = tg.compile(m2, "mse", o2)
+    r1 = step.run(X, y, epochs=3, batch_size=4, lr=lrs)
+    assert o2.lr == 0.1
+    np.testing.assert_array_equal(r1, e1.astype(np.float32))
+    # hyper-parameters changed between runs
+    for o in (o1, o2):
+        o.lr = 0.05
+        o.param_groups[0]["momentum"] = 0.5
+    e2 = _eager(m1, o1, "mse", X, y, tg.float32, 2, 4)
+    r2 = step.run(X, y, epochs=2, batch_size=4)
+    np.testing.assert_array_equal(r2, e2.astype(np.float32))
+    _same_params(m1, m2)
+    np.testing.assert_array_equal(r1, e1.astype(np.float32))  # never overwritten
+
+
+def test_replay_momentum_turned_on_after_capture():
+    X, y = _data("mse")
+    m1, m2 = _model("mse", tg.float64), _model("mse", tg.float64)
+    o1, o2 = _optim("sgd", m1.parameters()), _optim("sgd", m2.parameters())
+    e = [_eager(m1, o1, "mse", X, y, tg.float64, 1, 5)]
+    step = tg.compile(m2, "mse", o2)
+    r = [step.run(X, y, epochs=1, batch_size=5)]
+    for o in (o1, o2):
+        o.param_groups[0]["momentum"] = 0.9
+    e.append(_eager(m1, o1, "mse", X, y, tg.float64, 2, 5))
+    r.append(step.run(X, y, epochs=2, batch_size=5))
+    np.testing.assert_array_equal(np.concatenate(r), np.concatenate(e))
+    _same_params(m1, m2)
+
+
+def test_predict_matches_eager():
+    X, _ = _data("mse", n=23)
+    for dtype in DTYPES:
+        m = _model("cross_entropy", dtype, "relu")
+        with tg.no_grad():
+            expected = m(tg.tensor(X, dtype=dtype)).numpy()
+        pred = tg.compile(m)
+        for bs in (None, 1, 5, 23, 100):
+            got = pred.predict(X, batch_size=bs)
+            # rows are independent: a batch of any size gives each row the same bits
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_no_allocation_per_replayed_step():
+    X, y = _data("cross_entropy", n=64)
+    m = _model("cross_entropy", tg.float32, "relu")
+    step = tg.compile(m, "cross_entropy", _optim("adam", m.parameters()))
+    step.run(X, y, epochs=1, batch_size=8, shuffle=False)  # capture
+    lib = tg._ffi.lib
+
+    def allocations(epochs):
+        Xt = np.ascontiguousarray(X, dtype=np.float32)
+        before = lib.tg_debug_allocations()
+        step.run(Xt, y, epochs=epochs, batch_size=8, shuffle=False)
+        return lib.tg_debug_allocations() - before
+
+    a1, a50 = allocations(1), allocations(50)
+    # allocations are per run and per epoch call (the dataset, the order, the output), the
+    # same whatever the number of steps
+    per_epoch = (a50 - a1) / 49
+    assert a50 - a1 == 49 * per_epoch
+    steps_per_epoch = 8
+    assert per_epoch < steps_per_epoch, f"{per_epoch} allocations per epoch of 8 steps"
+
+
+def test_run_checks_its_arrays():
+    X, y = _data("cross_entropy")
+    m = _model("cross_entropy", tg.float32)
+    step = tg.compile(m, "cross_entropy", _optim("sgd", m.parameters()))
+    step.run(X, y, epochs=1, batch_size=5)
+    with pytest.raises(ValueError, match="same number of samples"):
+        step.run(X, y[:-1], batch_size=5)
+    with pytest.raises(ValueError, match="shape"):
+        step.run(X[:, :2], y, batch_size=5)
+    with pytest.raises(IndexError, match="out of range for 3 classes"):
+        bad = y.copy()
+        bad[7] = 3
+        step.run(X, bad, batch_size=5, shuffle=False)
+    with pytest.raises(ValueError, match="lr has"):
+        step.run(X, y, batch_size=5, lr=[0.1])
+
+
+def test_bce_targets_checked_per_step_with_the_step():
+    X, y = _data("bce")
+    m = _model("bce", tg.float64)
+    step = tg.compile(m, "bce", _optim("sgd", m.parameters()))
+    step.run(X, y, batch_size=2, shuffle=False)
+    bad = y.copy()
+    bad[5] = 2.0
+    with pytest.raises(ValueError, match=r"step 1 .*between 0 and 1"):
+        step.run(X, bad, batch_size=2, shuffle=False)
+
+
+def test_model_changed_after_capture_is_detected():
+    X, y = _data("mse")
+    m = _model("mse", tg.float32)
+    opt = _optim("sgd", m.parameters())
+    step = tg.compile(m, "mse", opt)
+    step.run(X, y, batch_size=5)
+    first = m.layers[0] if hasattr(m, "layers") else list(m.children())[0]
+    first.weight = nn.Parameter(tg.zeros(first.weight.shape))
+    with pytest.raises(RuntimeError, match="changed since the capture"):
+        step.run(X, y, batch_size=5)
+
+
+def test_program_outlives_its_model():
+    X, y = _data("mse")
+    m = _model("mse", tg.float32)
+    step = tg.compile(m, "mse", _optim("sgd", m.parameters()))
+    step.run(X, y, batch_size=5)
+    programs = step.programs
+    del step, m
+    gc.collect()
+    assert all(p.instructions > 0 for p in programs.values())
+    del programs
+    gc.collect()
+
+
+def test_what_cannot_be_captured_is_named():
+    X, y = _data("mse")
+    m = _model("mse", tg.float32)
+    opt = _optim("sgd", m.parameters())
+
+    def loss(out, target):
+        return F.mse_loss(out, target) + 0 * out.detach().sum()
+
+    with pytest.raises(RuntimeError, match="detach"):
+        tg.compile(m, loss, opt).run(X, y, batch_size=5)
+    # the thread is not left capturing: eager mode and a new compile work
+    x = tg.ones(2, requires_grad=True)
+    (x * 2).sum().backward()
+    assert x.grad.numpy().tolist() == [2.0, 2.0]
+    tg.compile(m, "mse", opt).run(X, y, batch_size=5)
+
+
+def test_compile_arguments():
+    m = _model("mse", tg.float32)
+    assert isinstance(tg.compile(m), tg.compile.__globals__["Predictor"])
+    with pytest.raises(TypeError, match="both a loss and an optimizer"):
+        tg.compile(m, "mse")
