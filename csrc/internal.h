@@ -285,21 +285,18 @@ extern const tg_op_info *const tg_op_rows[TG_OP_COUNT];
  * backward kernel. */
 tg_status tg_apply_backward(tg_node *n);
 
+/* The backward kernel of the view rows (reshape, select; ops/views.c): gin[0] + offset
+ * += gout, element by element. */
+void tg_view_backward(const tg_op_args *args, const tg_bwd_bufs *b);
+
 /* Backward functions, one per op, defined beside their forward in ops/. */
 tg_status tg_binary_backward(tg_node *n);
 tg_status tg_unary_backward(tg_node *n);
-tg_status tg_matmul_backward(tg_node *n);
-tg_status tg_linear_backward(tg_node *n);
-tg_status tg_reduce_backward(tg_node *n);
-tg_status tg_reshape_backward(tg_node *n);
-tg_status tg_transpose_backward(tg_node *n);
 tg_status tg_softmax_backward(tg_node *n);
 tg_status tg_mse_backward(tg_node *n);
 tg_status tg_bce_backward(tg_node *n);
 tg_status tg_bce_logits_backward(tg_node *n);
 tg_status tg_cross_entropy_backward(tg_node *n);
-tg_status tg_cast_backward(tg_node *n);
-tg_status tg_select_backward(tg_node *n);
 
 /* ------------------------------------------------------------------ helpers */
 

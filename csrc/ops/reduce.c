@@ -1,8 +1,7 @@
-/* ops/reduce.c — sum and mean, over all elements or along one dim. */
+/* ops/reduce.c — sum and mean, over all elements or along one dim, as rows. */
 #include "../internal.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 /* Pairwise sum of n elements spaced by stride: accurate (error ~ log n) and in a fixed
  * order. float inputs are summed in double. */
@@ -19,41 +18,70 @@
 DEFINE_PAIRWISE_SUM(pairwise_sum_f32, float)
 DEFINE_PAIRWISE_SUM(pairwise_sum_f64, double)
 
-static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, int keepdim) {
-    const char *name = tg_op_rows[op]->name;
-    if (tg_check_float(name, a)) return NULL;
-    if (!all_dims && tg_normalize_dim(name, a->ndim, &dim)) return NULL;
-    int64_t shape[TG_MAX_DIMS] = {0};
-    int ndim = tg_reduced_shape(a, all_dims, dim, keepdim, shape);
-    tg_tensor *out = tg_tensor_new(a->dtype, ndim, shape, 0);
-    if (!out) return NULL;
-    int64_t outer, len, inner;
-    if (all_dims) {
-        outer = 1;
-        len = a->numel;
-        inner = 1;
-    } else {
-        tg_split_dims(a, dim, &outer, &len, &inner);
+/* The reduced shape of m over dim (or every dim when all_dims), keeping reduced dims as
+ * size 1 when keepdim (tg_reduced_shape on a meta); returns its ndim. */
+static int reduced_shape(const tg_meta *m, int all_dims, int dim, int keepdim, int64_t *shape) {
+    int ndim = 0;
+    for (int d = 0; d < m->ndim; d++) {
+        if (!(all_dims || d == dim)) shape[ndim++] = m->shape[d];
+        else if (keepdim) shape[ndim++] = 1;
     }
-    int is_mean = op == TG_OP_MEAN;
+    return ndim;
+}
+
+/* Blocks of rows summed apart (see reduce_forward). */
+enum { ROW_BLOCK = 64 };
+
+/* iparam = {all_dims, dim, keepdim} (dim normalised here); dims = {outer, len, inner}:
+ * the input viewed as (outer, len, inner) around the reduced dim(s). fwd_scratch: the
+ * two double rows of the strided sum (inner != 1). */
+static tg_status reduce_check(tg_op_args *args) {
+    const char *name = tg_op_rows[args->op]->name;
+    const tg_meta *a = &args->in[0];
+    tg_status st = tg_check_float_meta(name, a);
+    if (st) return st;
+    int all_dims = args->iparam[0], dim = args->iparam[1], keepdim = args->iparam[2];
+    if (!all_dims && (st = tg_normalize_dim(name, a->ndim, &dim))) return st;
+    args->iparam[1] = dim;
+    int64_t shape[TG_MAX_DIMS] = {0};
+    int ndim = reduced_shape(a, all_dims, dim, keepdim, shape);
+    tg_meta_set(&args->out, a->dtype, ndim, shape);
+    int64_t outer = 1, len = a->numel, inner = 1;
+    if (!all_dims) {
+        /* tg_split_dims on a meta */
+        for (int d = 0; d < dim; d++) outer *= a->shape[d];
+        for (int d = dim + 1; d < a->ndim; d++) inner *= a->shape[d];
+        len = a->ndim ? a->shape[dim] : 1;
+    }
+    args->dims[0] = outer;
+    args->dims[1] = len;
+    args->dims[2] = inner;
+    args->fwd_scratch = a->numel && inner != 1 ? (size_t)inner * 2 * sizeof(double) : 0;
+    return TG_OK;
+}
+
+static void reduce_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
+    const int64_t outer = args->dims[0], len = args->dims[1], inner = args->dims[2];
+    const tg_dtype dt = args->out.dtype;
+    int is_mean = args->op == TG_OP_MEAN;
     /* mean of an empty set is NaN, as in PyTorch (0/0). */
     double scale_count = (double)len;
-    if (a->numel == 0) {
+    if (args->in[0].numel == 0) {
         /* Every output element reduces an empty set. Never loop over the empty input's
          * dims: zeros(2**40, 0).sum(0) has 2^40 rows of nothing. */
-        TG_FLOAT_SWITCH(a->dtype, {
-            T *y = out->data;
-            for (int64_t i = 0; i < out->numel; i++) y[i] = is_mean ? (T)NAN : (T)0;
+        TG_FLOAT_SWITCH(dt, {
+            T *y = b->out;
+            for (int64_t i = 0; i < args->out.numel; i++) y[i] = is_mean ? (T)NAN : (T)0;
         });
     } else if (inner == 1) {
         for (int64_t o = 0; o < outer; o++) {
-            double s = a->dtype == TG_FLOAT32 ? pairwise_sum_f32((const float *)a->data + o * len, len, 1)
-                                              : pairwise_sum_f64((const double *)a->data + o * len, len, 1);
-            if (a->dtype == TG_FLOAT32) {
+            double s = dt == TG_FLOAT32 ? pairwise_sum_f32((const float *)b->in[0] + o * len, len, 1)
+                                        : pairwise_sum_f64((const double *)b->in[0] + o * len, len, 1);
+            if (dt == TG_FLOAT32) {
                 float v = (float)s;
-                ((float *)out->data)[o] = is_mean ? (float)(s / scale_count) : v;
+                ((float *)b->out)[o] = is_mean ? (float)(s / scale_count) : v;
             } else {
-                ((double *)out->data)[o] = is_mean ? s / scale_count : s;
+                ((double *)b->out)[o] = is_mean ? s / scale_count : s;
             }
         }
     } else {
@@ -61,18 +89,13 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
          * (a block's partial sums are added to the total): float32 sums keep full
          * precision (a float accumulator stalls: 2e5 rows of 0.1 summed to 19959.5) and
          * the error of float64 sums grows with len / ROW_BLOCK + ROW_BLOCK, not len.
-         * Rows are read contiguously; the order is fixed, so results are deterministic. */
-        enum { ROW_BLOCK = 64 };
-        double *acc = tg_malloc((size_t)inner * 2 * sizeof *acc);
-        if (!acc) {
-            tg_tensor_release(out);
-            tg_fail(TG_ERR_NOMEM, "%s: out of memory", name);
-            return NULL;
-        }
+         * Rows are read contiguously; the order is fixed, so results are deterministic.
+         * acc and blk: the scratch, inner doubles each. */
+        double *acc = b->scratch;
         double *blk = acc + inner;
-        TG_FLOAT_SWITCH(a->dtype, {
-            const T *x = a->data;
-            T *y = out->data;
+        TG_FLOAT_SWITCH(dt, {
+            const T *x = b->in[0];
+            T *y = b->out;
             for (int64_t o = 0; o < outer; o++) {
                 const T *xo = x + o * len * inner;
                 for (int64_t i = 0; i < inner; i++) acc[i] = 0;
@@ -87,47 +110,17 @@ static tg_tensor *reduce_forward(tg_op op, tg_tensor *a, int all_dims, int dim, 
                 for (int64_t i = 0; i < inner; i++) yo[i] = (T)(is_mean ? acc[i] / scale_count : acc[i]);
             }
         });
-        tg_free(acc);
     }
-    if (tg_should_record(a, NULL, NULL)) {
-        tg_node *n = tg_record(out, op, a, NULL, NULL);
-        if (!n) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-        n->iparam[0] = all_dims;
-        n->iparam[1] = dim;
-        n->iparam[2] = keepdim;
-    }
-    return out;
-}
-
-tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
-    if (a && (a->dtype == TG_INT64 || a->dtype == TG_BOOL)) return tg_int_sum(a, all_dims, dim, keepdim);
-    return reduce_forward(TG_OP_SUM, a, all_dims, dim, keepdim);
-}
-tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim) {
-    return reduce_forward(TG_OP_MEAN, a, all_dims, dim, keepdim);
 }
 
 /* gx[o, l, i] += gy[o, i] (/ len for mean). */
-tg_status tg_reduce_backward(tg_node *n) {
-    void *gx_raw;
-    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    tg_tensor *a = n->inputs[0];
-    if (!gx_raw || !a->numel) return TG_OK;
-    int64_t outer, len, inner;
-    if (n->iparam[0]) {
-        outer = 1;
-        len = a->numel;
-        inner = 1;
-    } else {
-        tg_split_dims(a, n->iparam[1], &outer, &len, &inner);
-    }
-    int is_mean = n->op == TG_OP_MEAN;
-    TG_FLOAT_SWITCH(a->dtype, {
-        const T *g = n->grad->data;
-        T *gx = gx_raw;
+static void reduce_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
+    if (!args->in[0].numel) return;
+    const int64_t outer = args->dims[0], len = args->dims[1], inner = args->dims[2];
+    int is_mean = args->op == TG_OP_MEAN;
+    TG_FLOAT_SWITCH(args->out.dtype, {
+        const T *g = b->gout;
+        T *gx = b->gin[0];
         for (int64_t o = 0; o < outer; o++)
             for (int64_t l = 0; l < len; l++)
                 for (int64_t i = 0; i < inner; i++) {
@@ -135,10 +128,29 @@ tg_status tg_reduce_backward(tg_node *n) {
                     gx[(o * len + l) * inner + i] += is_mean ? v / (T)len : v;
                 }
     });
-    return TG_OK;
 }
 
-/* ------------------------------------------------------------------ rows (legacy backward) */
+const tg_op_info tg_row_sum = {.name = "sum",
+                               .saves = 0,
+                               .check = reduce_check,
+                               .forward = reduce_forward,
+                               .backward_kernel = reduce_backward};
+const tg_op_info tg_row_mean = {.name = "mean",
+                                .saves = 0,
+                                .check = reduce_check,
+                                .forward = reduce_forward,
+                                .backward_kernel = reduce_backward};
 
-const tg_op_info tg_row_sum = {.name = "sum", .backward = tg_reduce_backward, .saves = 0};
-const tg_op_info tg_row_mean = {.name = "mean", .backward = tg_reduce_backward, .saves = 0};
+static tg_tensor *reduce(tg_op op, tg_tensor *a, int all_dims, int dim, int keepdim) {
+    tg_op_args args = {.op = op, .n_in = 1, .iparam = {all_dims, dim, keepdim}};
+    return tg_apply(&args, &a);
+}
+
+/* int64 and bool sums are not rows (integers carry no gradient): ops/integer.c. */
+tg_tensor *tg_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
+    if (a && (a->dtype == TG_INT64 || a->dtype == TG_BOOL)) return tg_int_sum(a, all_dims, dim, keepdim);
+    return reduce(TG_OP_SUM, a, all_dims, dim, keepdim);
+}
+tg_tensor *tg_mean(tg_tensor *a, int all_dims, int dim, int keepdim) {
+    return reduce(TG_OP_MEAN, a, all_dims, dim, keepdim);
+}

@@ -1,17 +1,20 @@
-/* ops/shape.c — reshape (a view on the same storage) and transpose (a copy). */
+/* ops/shape.c — reshape (a view on the same storage) and transpose (a copy), as rows.
+ * Both take any dtype; int64 and bool tensors never require grad, so they are never
+ * recorded. */
 #include "../internal.h"
 
 #include <string.h>
 
-tg_tensor *tg_reshape(tg_tensor *a, int ndim, const int64_t *shape) {
-    if (!a) {
-        tg_fail(TG_ERR_ARG, "reshape: got a NULL tensor");
-        return NULL;
-    }
-    if (ndim < 0 || ndim > TG_MAX_DIMS) {
-        tg_fail(TG_ERR_SHAPE, "reshape: ndim must be in [0, %d], got %d", TG_MAX_DIMS, ndim);
-        return NULL;
-    }
+/* ------------------------------------------------------------------ reshape */
+
+/* The requested shape comes in args->out (ndim in iparam[0]; the shape is copied there
+ * only when ndim is valid); check validates it against the input and sets the dtype. */
+static tg_status reshape_check(tg_op_args *args) {
+    const tg_meta *a = &args->in[0];
+    int ndim = args->iparam[0];
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg_fail(TG_ERR_SHAPE, "reshape: ndim must be in [0, %d], got %d", TG_MAX_DIMS, ndim);
+    const int64_t *shape = args->out.shape;
     int64_t numel = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0 || (shape[d] && numel > INT64_MAX / shape[d])) {
@@ -22,33 +25,32 @@ tg_tensor *tg_reshape(tg_tensor *a, int ndim, const int64_t *shape) {
     }
     if (numel != a->numel) {
         char b1[TG_SHAPE_BUF], b2[TG_SHAPE_BUF];
-        tg_fail(TG_ERR_SHAPE, "reshape: shape %s is invalid for input of shape %s (%lld elements)",
-                tg_shape_str(ndim, shape, b1, sizeof b1), tg_shape_str(a->ndim, a->shape, b2, sizeof b2),
-                (long long)a->numel);
-        return NULL;
+        return tg_fail(TG_ERR_SHAPE, "reshape: shape %s is invalid for input of shape %s (%lld elements)",
+                       tg_shape_str(ndim, shape, b1, sizeof b1),
+                       tg_shape_str(a->ndim, a->shape, b2, sizeof b2), (long long)a->numel);
     }
-    tg_tensor *out = tg_tensor_view(a, ndim, shape);
-    if (!out) return NULL;
-    if (a->dtype != TG_INT64 && tg_should_record(a, NULL, NULL) &&
-        !tg_record(out, TG_OP_RESHAPE, a, NULL, NULL)) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* The gradient has the same elements in the same order. */
-tg_status tg_reshape_backward(tg_node *n) {
-    void *gx_raw;
-    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
-    TG_FLOAT_SWITCH(n->inputs[0]->dtype, {
-        const T *g = n->grad->data;
-        T *gx = gx_raw;
-        for (int64_t i = 0; i < n->grad->numel; i++) gx[i] += g[i];
-    });
+    int64_t out_shape[TG_MAX_DIMS];
+    memcpy(out_shape, shape, sizeof out_shape);
+    tg_meta_set(&args->out, a->dtype, ndim, out_shape);
+    args->offset = 0;
     return TG_OK;
 }
+
+const tg_op_info tg_row_reshape = {.name = "reshape",
+                                   .saves = 0,
+                                   .check = reshape_check,
+                                   .forward = NULL, /* a view: tg_apply makes it */
+                                   .backward_kernel = tg_view_backward,
+                                   .flags = TG_ROW_VIEW};
+
+tg_tensor *tg_reshape(tg_tensor *a, int ndim, const int64_t *shape) {
+    tg_op_args args = {.op = TG_OP_RESHAPE, .n_in = 1, .iparam = {ndim}};
+    if (ndim >= 0 && ndim <= TG_MAX_DIMS)
+        for (int d = 0; d < ndim; d++) args.out.shape[d] = shape[d];
+    return tg_apply(&args, &a);
+}
+
+/* ------------------------------------------------------------------ transpose */
 
 /* For each element of the swapped-shape output (row-major), BODY runs with io its flat
  * index and ii the flat index of the same element in the input. */
@@ -82,66 +84,65 @@ tg_status tg_reshape_backward(tg_node *n) {
         }                                                                                  \
     } while (0)
 
-tg_tensor *tg_transpose(tg_tensor *a, int dim0, int dim1) {
-    if (!a) {
-        tg_fail(TG_ERR_ARG, "transpose: got a NULL tensor");
-        return NULL;
-    }
-    if (tg_normalize_dim("transpose", a->ndim, &dim0) || tg_normalize_dim("transpose", a->ndim, &dim1))
-        return NULL;
+/* iparam = {dim0, dim1} (normalised here). */
+static tg_status transpose_check(tg_op_args *args) {
+    const tg_meta *a = &args->in[0];
+    int dim0 = args->iparam[0], dim1 = args->iparam[1];
+    tg_status st = tg_normalize_dim("transpose", a->ndim, &dim0);
+    if (!st) st = tg_normalize_dim("transpose", a->ndim, &dim1);
+    if (st) return st;
     int64_t shape[TG_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
     if (a->ndim) {
         shape[dim0] = a->shape[dim1];
         shape[dim1] = a->shape[dim0];
     }
-    tg_tensor *out = tg_tensor_new(a->dtype, a->ndim, shape, 0);
-    if (!out) return NULL;
-    if (a->ndim == 0) {
-        memcpy(out->data, a->data, tg_dtype_size(a->dtype));
-    } else if (a->dtype == TG_INT64) {
-        const int64_t *x = a->data;
-        int64_t *y = out->data;
-        TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
-    } else if (a->dtype == TG_BOOL) { /* 1 byte: not TG_FLOAT_SWITCH's double */
-        const uint8_t *x = a->data;
-        uint8_t *y = out->data;
-        TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
-    } else {
-        TG_FLOAT_SWITCH(a->dtype, {
-            const T *x = a->data;
-            T *y = out->data;
-            TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
-        });
-    }
-    if (a->dtype != TG_INT64 && tg_should_record(a, NULL, NULL)) {
-        tg_node *n = tg_record(out, TG_OP_TRANSPOSE, a, NULL, NULL);
-        if (!n) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-        n->iparam[0] = dim0;
-        n->iparam[1] = dim1;
-    }
-    return out;
-}
-
-/* gx = transpose(gy): walk the output order and scatter back. */
-tg_status tg_transpose_backward(tg_node *n) {
-    void *gx_raw;
-    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
-    tg_tensor *a = n->inputs[0];
-    TG_FLOAT_SWITCH(a->dtype, {
-        const T *g = n->grad->data;
-        T *gx = gx_raw;
-        if (a->ndim == 0) gx[0] += g[0];
-        else TRANSPOSED_LOOP(a->shape, a->ndim, n->iparam[0], n->iparam[1], { gx[ii] += g[io]; });
-    });
+    tg_meta_set(&args->out, a->dtype, a->ndim, shape);
+    args->iparam[0] = dim0;
+    args->iparam[1] = dim1;
     return TG_OK;
 }
 
-/* ------------------------------------------------------------------ rows (legacy backward) */
+static void transpose_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
+    const tg_meta *a = &args->in[0];
+    const int dim0 = args->iparam[0], dim1 = args->iparam[1];
+    if (a->ndim == 0) {
+        memcpy(b->out, b->in[0], tg_dtype_size(a->dtype));
+    } else if (a->dtype == TG_INT64) {
+        const int64_t *x = b->in[0];
+        int64_t *y = b->out;
+        TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
+    } else if (a->dtype == TG_BOOL) { /* 1 byte: not TG_FLOAT_SWITCH's double */
+        const uint8_t *x = b->in[0];
+        uint8_t *y = b->out;
+        TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
+    } else {
+        TG_FLOAT_SWITCH(a->dtype, {
+            const T *x = b->in[0];
+            T *y = b->out;
+            TRANSPOSED_LOOP(a->shape, a->ndim, dim0, dim1, { y[io] = x[ii]; });
+        });
+    }
+}
 
-const tg_op_info tg_row_reshape = {.name = "reshape", .backward = tg_reshape_backward, .saves = 0};
-const tg_op_info tg_row_transpose = {.name = "transpose", .backward = tg_transpose_backward, .saves = 0};
+/* gx = transpose(gy): walk the output order and scatter back. */
+static void transpose_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
+    const tg_meta *a = &args->in[0];
+    TG_FLOAT_SWITCH(a->dtype, {
+        const T *g = b->gout;
+        T *gx = b->gin[0];
+        if (a->ndim == 0) gx[0] += g[0];
+        else TRANSPOSED_LOOP(a->shape, a->ndim, args->iparam[0], args->iparam[1], { gx[ii] += g[io]; });
+    });
+}
+
+const tg_op_info tg_row_transpose = {.name = "transpose",
+                                     .saves = 0,
+                                     .check = transpose_check,
+                                     .forward = transpose_forward,
+                                     .backward_kernel = transpose_backward};
+
+tg_tensor *tg_transpose(tg_tensor *a, int dim0, int dim1) {
+    tg_op_args args = {.op = TG_OP_TRANSPOSE, .n_in = 1, .iparam = {dim0, dim1}};
+    return tg_apply(&args, &a);
+}

@@ -1,5 +1,5 @@
 /* ops/views.c — views along dim 0 (t[i], t[a:b]), in-place copies, dtype conversion and
- * comparisons. Each forward sits beside its backward. */
+ * comparisons. The views (select, narrow) and the float conversions are rows. */
 #include "../internal.h"
 #include "broadcast.h"
 
@@ -9,87 +9,77 @@
 
 /* ------------------------------------------------------------------ views along dim 0 */
 
-/* A tensor of `shape` on a's storage starting `offset` elements after a's first. */
-static tg_tensor *offset_view(tg_tensor *a, int ndim, const int64_t *shape, int64_t offset) {
-    tg_tensor *v = tg_tensor_view(a, ndim, shape);
-    if (!v) return NULL;
-    int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) numel *= shape[d];
-    v->numel = numel;
-    v->data = (char *)a->data + (size_t)offset * tg_dtype_size(a->dtype);
-    return v;
-}
-
-/* Record a view: its backward adds the output gradient into the input's gradient at the
- * view's element offset. */
-static tg_tensor *record_view(tg_tensor *a, tg_tensor *out, int64_t offset) {
-    if (tg_should_record(a, NULL, NULL)) {
-        tg_node *n = tg_record(out, TG_OP_SELECT, a, NULL, NULL);
-        if (!n) {
-            tg_tensor_release(out);
-            return NULL;
-        }
-        n->offset = offset;
-    }
-    return out;
-}
-
-tg_tensor *tg_select(tg_tensor *a, int64_t index) {
-    if (!a) {
-        tg_fail(TG_ERR_ARG, "select: got a NULL tensor");
-        return NULL;
-    }
+/* t[i] (select) and t[a:b] (narrow) are one row, "select": a view of input 0 at
+ * args.offset (both are recorded as select, as before). The public function gives the
+ * request: iparam[0] = 0 for select, 1 for narrow; dims[0] = the index (select) or the
+ * start (narrow), dims[1] = the length (narrow). check validates it, normalises a
+ * negative index into dims[0] and sets the output's meta and offset. Any dtype: int64
+ * and bool views are never recorded (they never require grad). */
+static tg_status select_check(tg_op_args *args) {
+    const tg_meta *a = &args->in[0];
+    int narrow = args->iparam[0];
     if (a->ndim == 0) {
-        tg_fail(TG_ERR_INDEX, "select: invalid index of a 0-d tensor (it has no dim to index)");
-        return NULL;
+        if (narrow) return tg_fail(TG_ERR_INDEX, "narrow: a 0-d tensor has no dim to slice");
+        return tg_fail(TG_ERR_INDEX, "select: invalid index of a 0-d tensor (it has no dim to index)");
     }
     int64_t n = a->shape[0];
+    int64_t row = n ? a->numel / n : 0;
+    if (narrow) {
+        int64_t start = args->dims[0], length = args->dims[1];
+        if (start < 0 || length < 0 || start > n || length > n - start)
+            return tg_fail(TG_ERR_INDEX, "narrow: rows [%lld, %lld + %lld) are out of range for "
+                                         "dimension 0 with size %lld", (long long)start,
+                           (long long)start, (long long)length, (long long)n);
+        int64_t shape[TG_MAX_DIMS];
+        memcpy(shape, a->shape, sizeof shape);
+        shape[0] = length;
+        tg_meta_set(&args->out, a->dtype, a->ndim, shape);
+        args->offset = start * row;
+        return TG_OK;
+    }
+    int64_t index = args->dims[0];
     if (index < -n || index >= n) {
         char buf[TG_SHAPE_BUF];
-        tg_fail(TG_ERR_INDEX, "index %lld is out of bounds for dimension 0 with size %lld (shape %s)",
-                (long long)index, (long long)n, tg_shape_str(a->ndim, a->shape, buf, sizeof buf));
-        return NULL;
+        return tg_fail(TG_ERR_INDEX, "index %lld is out of bounds for dimension 0 with size %lld "
+                                     "(shape %s)", (long long)index, (long long)n,
+                       tg_shape_str(a->ndim, a->shape, buf, sizeof buf));
     }
     if (index < 0) index += n;
-    int64_t row = n ? a->numel / n : 0;
-    tg_tensor *out = offset_view(a, a->ndim - 1, a->shape + 1, index * row);
-    return out ? record_view(a, out, index * row) : NULL;
+    args->dims[0] = index;
+    tg_meta_set(&args->out, a->dtype, a->ndim - 1, a->shape + 1);
+    args->offset = index * row;
+    return TG_OK;
+}
+
+/* The backward of every view (select and narrow here, reshape in shape.c): the output's
+ * gradient, element by element, added into the input's at the view's element offset. */
+void tg_view_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
+    TG_FLOAT_SWITCH(args->out.dtype, {
+        const T *g = b->gout;
+        T *gx = (T *)b->gin[0] + args->offset;
+        for (int64_t i = 0; i < args->out.numel; i++) gx[i] += g[i];
+    });
+}
+
+const tg_op_info tg_row_select = {.name = "select",
+                                  .saves = 0,
+                                  .check = select_check,
+                                  .forward = NULL, /* a view: tg_apply makes it */
+                                  .backward_kernel = tg_view_backward,
+                                  .flags = TG_ROW_VIEW};
+
+tg_tensor *tg_select(tg_tensor *a, int64_t index) {
+    tg_op_args args = {.op = TG_OP_SELECT, .n_in = 1, .iparam = {0}, .dims = {index}};
+    return tg_apply(&args, &a);
 }
 
 tg_tensor *tg_narrow(tg_tensor *a, int64_t start, int64_t length) {
-    if (!a) {
+    if (!a) { /* the row's name is select's */
         tg_fail(TG_ERR_ARG, "narrow: got a NULL tensor");
         return NULL;
     }
-    if (a->ndim == 0) {
-        tg_fail(TG_ERR_INDEX, "narrow: a 0-d tensor has no dim to slice");
-        return NULL;
-    }
-    int64_t n = a->shape[0];
-    if (start < 0 || length < 0 || start > n || length > n - start) {
-        tg_fail(TG_ERR_INDEX, "narrow: rows [%lld, %lld + %lld) are out of range for dimension 0 "
-                              "with size %lld", (long long)start, (long long)start,
-                (long long)length, (long long)n);
-        return NULL;
-    }
-    int64_t shape[TG_MAX_DIMS];
-    memcpy(shape, a->shape, sizeof shape);
-    shape[0] = length;
-    int64_t row = n ? a->numel / n : 0;
-    tg_tensor *out = offset_view(a, a->ndim, shape, start * row);
-    return out ? record_view(a, out, start * row) : NULL;
-}
-
-tg_status tg_select_backward(tg_node *n) {
-    void *gx_raw;
-    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
-    TG_FLOAT_SWITCH(n->inputs[0]->dtype, {
-        const T *g = n->grad->data;
-        T *gx = (T *)gx_raw + n->offset;
-        for (int64_t i = 0; i < n->grad->numel; i++) gx[i] += g[i];
-    });
-    return TG_OK;
+    tg_op_args args = {.op = TG_OP_SELECT, .n_in = 1, .iparam = {1}, .dims = {start, length}};
+    return tg_apply(&args, &a);
 }
 
 /* ------------------------------------------------------------------ dtype conversion */
@@ -120,22 +110,20 @@ static inline int64_t to_int64(double v) {
 #define CONVERT_I_i64(v) ((int64_t)(v))
 #define CONVERT_I_b(v) ((unsigned char)((v) != 0))
 
-/* dst[i] = convert(src[map(i)]) for i in [0, n), where map is identity (bc == NULL) or the
- * broadcast index of src into dst's shape. */
-static void convert_into(tg_tensor *dst, const tg_tensor *src, const void *src_data,
+/* dst[i] = convert(src[map(i)]) for the n elements of dst (dtype dd), where map is the
+ * identity (bc == NULL) or the broadcast index of src (dtype sd) into dst's shape. */
+static void convert_into(tg_dtype dd, void *dst, int64_t n, tg_dtype sd, const void *src_data,
                          const broadcast *bc) {
-    int64_t n = dst->numel;
-    tg_dtype sd = src->dtype;
 #define CONVERT_LOOP(OUT_CT, OUT_T)                                                        \
     do {                                                                                   \
-        OUT_CT *z = dst->data;                                                             \
+        OUT_CT *z = dst;                                                                   \
         if (!bc) {                                                                         \
             for (int64_t i = 0; i < n; i++) LOAD_AS(sd, src_data, i, OUT_T, z[i]);         \
         } else {                                                                           \
             BROADCAST_LOOP(*bc, { (void)ib; LOAD_AS(sd, src_data, ia, OUT_T, z[io]); });    \
         }                                                                                  \
     } while (0)
-    switch (dst->dtype) {
+    switch (dd) {
     case TG_FLOAT32: CONVERT_LOOP(float, f32); break;
     case TG_FLOAT64: CONVERT_LOOP(double, f64); break;
     case TG_INT64: CONVERT_LOOP(int64_t, i64); break;
@@ -146,47 +134,60 @@ static void convert_into(tg_tensor *dst, const tg_tensor *src, const void *src_d
 
 static int is_float(tg_dtype d) { return d == TG_FLOAT32 || d == TG_FLOAT64; }
 
-tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype) {
-    if (!a) {
-        tg_fail(TG_ERR_ARG, "to: got a NULL tensor");
-        return NULL;
-    }
-    if (!tg_dtype_size(dtype)) {
-        tg_fail(TG_ERR_DTYPE, "to: invalid dtype %d", (int)dtype);
-        return NULL;
-    }
-    tg_tensor *out = tg_tensor_new(dtype, a->ndim, a->shape, 0);
-    if (!out) return NULL;
-    if (a->dtype == dtype) {
-        if (a->numel) memcpy(out->data, a->data, (size_t)a->numel * tg_dtype_size(dtype));
-    } else {
-        convert_into(out, a, a->data, NULL);
-    }
-    if (is_float(a->dtype) && is_float(dtype) && tg_should_record(a, NULL, NULL) &&
-        !tg_record(out, TG_OP_CAST, a, NULL, NULL)) {
-        tg_tensor_release(out);
-        return NULL;
-    }
-    return out;
+/* iparam[0] = the target dtype. Any source dtype. */
+static tg_status cast_check(tg_op_args *args) {
+    tg_dtype dtype = (tg_dtype)args->iparam[0];
+    if (!tg_dtype_size(dtype)) return tg_fail(TG_ERR_DTYPE, "to: invalid dtype %d", (int)dtype);
+    const tg_meta *a = &args->in[0];
+    tg_meta_set(&args->out, dtype, a->ndim, a->shape);
+    return TG_OK;
 }
 
-/* The gradient converted back to the input's dtype. */
-tg_status tg_cast_backward(tg_node *n) {
-    void *gx_raw;
-    if (tg_grad_slot(n, 0, &gx_raw)) return TG_ERR_NOMEM;
-    if (!gx_raw) return TG_OK;
-    const tg_tensor *g = n->grad;
-    TG_FLOAT_SWITCH(n->inputs[0]->dtype, {
-        T *gx = gx_raw;
-        if (g->dtype == TG_FLOAT32) {
-            const float *gs = g->data;
-            for (int64_t i = 0; i < g->numel; i++) gx[i] += (T)gs[i];
+static void cast_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
+    const tg_meta *a = &args->in[0];
+    if (a->dtype == args->out.dtype) {
+        if (a->numel) memcpy(b->out, b->in[0], (size_t)a->numel * tg_dtype_size(a->dtype));
+    } else {
+        convert_into(args->out.dtype, b->out, args->out.numel, a->dtype, b->in[0], NULL);
+    }
+}
+
+/* The gradient converted back to the input's dtype (float32 <-> float64 only). */
+static void cast_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
+    const int64_t n = args->out.numel;
+    TG_FLOAT_SWITCH(args->in[0].dtype, {
+        T *gx = b->gin[0];
+        if (args->out.dtype == TG_FLOAT32) {
+            const float *gs = b->gout;
+            for (int64_t i = 0; i < n; i++) gx[i] += (T)gs[i];
         } else {
-            const double *gs = g->data;
-            for (int64_t i = 0; i < g->numel; i++) gx[i] += (T)gs[i];
+            const double *gs = b->gout;
+            for (int64_t i = 0; i < n; i++) gx[i] += (T)gs[i];
         }
     });
-    return TG_OK;
+}
+
+const tg_op_info tg_row_cast = {.name = "to",
+                                .saves = 0,
+                                .check = cast_check,
+                                .forward = cast_forward,
+                                .backward_kernel = cast_backward};
+
+/* Between float32 and float64 (either way, or to the same float dtype), "to" is a
+ * differentiable row through tg_apply. A conversion to or from int64 / bool carries no
+ * gradient and is never recorded, even from a float tensor that requires grad: not a
+ * row call (tg_apply would record it), but the same check and kernel run directly. */
+tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype) {
+    tg_op_args args = {.op = TG_OP_CAST, .n_in = 1, .iparam = {(int)dtype}};
+    if (!a || (is_float(a->dtype) && is_float(dtype))) return tg_apply(&args, &a);
+    args.present = 1;
+    tg_meta_of(a, &args.in[0]);
+    if (cast_check(&args) != TG_OK) return NULL;
+    tg_tensor *out = tg_tensor_new(args.out.dtype, args.out.ndim, args.out.shape, 0);
+    if (!out) return NULL;
+    tg_fwd_bufs b = {.in = {a->data}, .out = out->data};
+    cast_forward(&args, &b);
+    return out;
 }
 
 /* ------------------------------------------------------------------ in-place copy */
@@ -241,7 +242,8 @@ tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
     if (src->dtype == dst->dtype && src->numel == dst->numel)
         memcpy(dst->data, src_data, src_bytes);
     else
-        convert_into(dst, src, src_data, src->numel == dst->numel ? NULL : &bc);
+        convert_into(dst->dtype, dst->data, dst->numel, src->dtype, src_data,
+                     src->numel == dst->numel ? NULL : &bc);
     tg_free(snapshot);
     tg_bump_version(dst);
     return TG_OK;
@@ -296,8 +298,3 @@ tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op) {
     }
     return out;
 }
-
-/* ------------------------------------------------------------------ rows (legacy backward) */
-
-const tg_op_info tg_row_cast = {.name = "to", .backward = tg_cast_backward, .saves = 0};
-const tg_op_info tg_row_select = {.name = "select", .backward = tg_select_backward, .saves = 0};
