@@ -292,11 +292,6 @@ tg_status tg_linear_backward(tg_node *n);
 tg_status tg_reduce_backward(tg_node *n);
 tg_status tg_reshape_backward(tg_node *n);
 tg_status tg_transpose_backward(tg_node *n);
-tg_status tg_softmax_backward(tg_node *n);
-tg_status tg_mse_backward(tg_node *n);
-tg_status tg_bce_backward(tg_node *n);
-tg_status tg_bce_logits_backward(tg_node *n);
-tg_status tg_cross_entropy_backward(tg_node *n);
 tg_status tg_cast_backward(tg_node *n);
 tg_status tg_select_backward(tg_node *n);
 
