@@ -289,14 +289,6 @@ tg_status tg_apply_backward(tg_node *n);
  * += gout, element by element. */
 void tg_view_backward(const tg_op_args *args, const tg_bwd_bufs *b);
 
-/* Backward functions, one per op, defined beside their forward in ops/. */
-tg_status tg_binary_backward(tg_node *n);
-tg_status tg_unary_backward(tg_node *n);
-tg_status tg_softmax_backward(tg_node *n);
-tg_status tg_mse_backward(tg_node *n);
-tg_status tg_bce_backward(tg_node *n);
-tg_status tg_bce_logits_backward(tg_node *n);
-tg_status tg_cross_entropy_backward(tg_node *n);
 
 /* ------------------------------------------------------------------ helpers */
 

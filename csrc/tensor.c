@@ -364,6 +364,7 @@ static int free_tensor(tg_tensor *x, tg_tensor **children) {
         for (int i = 0; i < n->n_inputs; i++)
             if (n->inputs[i]) children[k++] = n->inputs[i];
         if (n->saved) children[k++] = n->saved;
+        if (n->priv) children[k++] = n->priv;
         if (n->grad) children[k++] = n->grad;
         tg_free(n);
     }
@@ -387,7 +388,7 @@ void tg_tensor_release(tg_tensor *t) {
     while (top > 0) {
         tg_tensor *x = stack[--top];
         if (TG_REF_DEC(&x->refcount) > 0) continue;
-        tg_tensor *children[TG_NODE_MAX_INPUTS + 3];
+        tg_tensor *children[TG_NODE_MAX_INPUTS + 4];
         int k = free_tensor(x, children);
         for (int i = 0; i < k; i++) {
             if (top == cap) {

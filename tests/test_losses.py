@@ -236,6 +236,39 @@ def test_cross_entropy_single_sample():
     np.testing.assert_allclose(logits.grad.numpy(), p - [0, 1, 0], rtol=1e-14)
 
 
+def test_dropping_a_recorded_cross_entropy_frees_its_row_statistics():
+    """The per-row {max, logsumexp} statistics live in the record's private saved buffer:
+    a loss dropped without backward frees it with the record."""
+    import gc
+
+    from tapegrad._ffi import lib
+    logits = tg.tensor(np.random.default_rng(0).standard_normal((5, 3)), requires_grad=True)
+    labels = tg.tensor(np.array([0, 2, 1, 1, 0]))
+    gc.collect()
+    base = lib.tg_debug_live_allocations()
+    for reduction in REDUCTIONS:
+        loss = F.cross_entropy(logits, labels, reduction=reduction)
+        del loss
+    gc.collect()
+    assert lib.tg_debug_live_allocations() == base
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["logits", "labels"])
+def test_cross_entropy_inputs_modified_before_backward_raise(which):
+    """Cross-entropy's backward reads the logits and the labels (as PyTorch's)."""
+    logits = tg.tensor(np.random.default_rng(0).standard_normal((2, 3)), requires_grad=True)
+    labels = tg.tensor(np.array([0, 2]))
+    loss = F.cross_entropy(logits, labels)
+    with tg.no_grad():
+        if which == 0:
+            logits.mul_(2.0)
+        else:
+            labels.copy_(tg.tensor(np.array([1, 1])))
+    what = r"input 0, float64 of shape \(2, 3\)" if which == 0 else r"input 1, int64 of shape \(2,\)"
+    with pytest.raises(RuntimeError, match=rf"gradient of 'cross_entropy' \({what}\) has been modified"):
+        loss.backward()
+
+
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("labels", [
     np.array([0.0, 1.0]), [0.0, 1.0], np.array([True, False]),
