@@ -372,6 +372,10 @@ tg_status tg_grad_slot(tg_node *n, int i, void **out);
 
 int tg_get_nthreads_internal(void);
 
+/* tg_tensor_set_grad without the capture guard (an optimizer's zero_grad, recorded by
+ * the capture itself). */
+tg_status tg_set_grad_internal(tg_tensor *t, tg_tensor *grad);
+
 /* tg_sum of an int64 or bool tensor (ops/integer.c). */
 tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim);
 

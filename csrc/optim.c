@@ -365,7 +365,7 @@ void tg_optim_zero_grad(tg_optim *o, int set_to_none) {
     if (!o) return;
     tg_capture_optim(o, 1, set_to_none);
     for (int64_t i = 0; i < o->n; i++) {
-        if (set_to_none) tg_tensor_set_grad(o->params[i], NULL);
+        if (set_to_none) tg_set_grad_internal(o->params[i], NULL);
         else tg_tensor_zero_grad(o->params[i]);
     }
 }

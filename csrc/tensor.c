@@ -535,6 +535,10 @@ static int grad_chain_reaches(tg_tensor *from, const tg_tensor *target) {
 
 tg_status tg_tensor_set_grad(tg_tensor *t, tg_tensor *grad) {
     if (tg_capture_active() && tg_capture_guard("assigning .grad", t, grad)) return TG_ERR_STATE;
+    return tg_set_grad_internal(t, grad);
+}
+
+tg_status tg_set_grad_internal(tg_tensor *t, tg_tensor *grad) {
     if (grad) {
         if (grad->dtype != t->dtype || grad->ndim != t->ndim ||
             memcmp(grad->shape, t->shape, (size_t)t->ndim * sizeof(int64_t)) != 0) {
