@@ -170,3 +170,33 @@ def test_retry_paths_keep_their_behaviour():
         tg.tensor([1.0]).add("x")
     x = tg.tensor(np.float64(2.0))
     assert (2 ** x).item() == 4.0 and x.pow(3).item() == 8.0
+
+
+def test_a_new_row_gets_every_surface():
+    """What adding a row does: a made-up unary and binary row (over existing C functions)
+    get their methods, operators, module and functional functions, with the row's
+    slow paths."""
+    class Scratch(tg.Tensor):
+        __slots__ = ()
+
+    rows = (_ops.Op("myexp", "unary", "tg_exp", ("exp",), slow="_float_retry", functional=True),
+            _ops.Op("mymul", "binary", "tg_mul", ("mul",), dunder="__mul__", rdunder="__rmul__",
+                    symbol="*", scalar="tg_mul_scalar", rscalar="tg_mul_scalar", args=("a", "b")))
+    ns = dict(TENSOR_MODULE)
+    made = _ops.generate_tensor(Scratch, ns, rows)
+    assert set(made) == {"myexp", "mymul"} and ns["myexp"] is made["myexp"]
+    fns = _ops.generate_functional(dict(F.__dict__), rows)
+    assert set(fns) == {"myexp"}
+    x = tg.tensor([[0.5, -1.0, 2.0]], dtype=tg.float64)
+    s = object.__new__(Scratch)
+    s._h = x._h  # the same C tensor (x keeps it alive)
+    assert s.myexp().numpy().tobytes() == x.exp().numpy().tobytes()
+    assert fns["myexp"](s).numpy().tobytes() == x.exp().numpy().tobytes()
+    assert s.mymul(3.0).numpy().tobytes() == (x * 3.0).numpy().tobytes()
+    assert s.mymul(x).tolist() == (x * x).tolist() and tg.Tensor.__mul__ is not Scratch.__mul__
+    assert Scratch.__rmul__(s, 3).numpy().tobytes() == (3 * x).numpy().tobytes()
+    i_keep = tg.tensor([1, 2])
+    i = object.__new__(Scratch)
+    i._h = i_keep._h
+    assert i.myexp().dtype is tg.float32  # the row's _float_retry
+    assert "def myexp(self):" in _ops.source(rows[0])

@@ -212,11 +212,11 @@ def _build(op, defs, namespace, where, owner=""):
     return dict(zip(names, fns))
 
 
-def generate_tensor(cls, namespace):
+def generate_tensor(cls, namespace, ops=OPS):
     """Install every row's Tensor methods on cls and its module functions in namespace
     (tensor.py's globals, whose helpers the generated code calls)."""
     module_functions = {}
-    for op in OPS:
+    for op in ops:
         for name, fn in _build(op, list(_tensor_defs(op).values()), namespace, "Tensor",
                                cls.__name__ + ".").items():
             setattr(cls, name, fn)
@@ -225,10 +225,10 @@ def generate_tensor(cls, namespace):
     return module_functions
 
 
-def generate_functional(namespace):
+def generate_functional(namespace, ops=OPS):
     """Install the nn.functional functions of the rows that have one in namespace."""
     out = {}
-    for op in OPS:
+    for op in ops:
         out.update(_build(op, [_functional_def(op)], namespace, "functional"))
     namespace.update(out)
     return out
