@@ -10,12 +10,14 @@ Sample inputs are float64 numpy arrays (cast to the dtype under test) or int64 a
 (class labels: int64 tensors that never require grad). Values are generated from a fixed
 seed per row, so every run sees the same numbers.
 """
+import operator
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
 import tapegrad as tg
+from tapegrad._ops import OPS_BY_NAME as PY_OPS  # the Python op table (surfaces of plain ops)
 
 try:  # written by a colleague; rows that need it are skipped until it exists
     import tapegrad.nn.functional as F
@@ -68,6 +70,9 @@ class OpInfo:
     # inputs the reference engine differentiates (None: all); its losses treat the
     # target as a constant
     ref_grads: Optional[tuple] = None
+    # "unary" / "binary": one / two tensor inputs, no kwargs; the parity graphs and the
+    # NaN/Inf samples handle these rows generically (their domains say what inputs fit)
+    kind: str = ""
 
     def __repr__(self):
         return self.name
@@ -151,7 +156,16 @@ def _scalar_errors():
 
 
 # ---------------------------------------------------------------------- binary ops
-def _binary_row(name, tg_fn, torch_name, ref_fn, domain_b="real"):
+def _operator(op):
+    """The operator of a Python op-table row (operator.add for __add__), else None."""
+    return getattr(operator, op.dunder.strip("_"), None) if op.dunder else None
+
+
+def _binary_row(name, domain_b="real"):
+    """The row of the binary op `name` of the Python op table (tapegrad/_ops.py): called
+    as its operator (a + b) in tapegrad and in the reference engine, torch.NAME in PyTorch."""
+    tg_fn = ref_fn = _operator(PY_OPS[name])
+
     def samples():
         rng = _rng(name)
         out = [Sample((make(sa, "real", rng), make(sb, domain_b, rng)), desc=f"{sa} {name} {sb}")
@@ -170,18 +184,13 @@ def _binary_row(name, tg_fn, torch_name, ref_fn, domain_b="real"):
 
     def torch_fn(a, b):
         import torch
-        return getattr(torch, torch_name)(a, b)
+        return getattr(torch, name)(a, b)
 
     return OpInfo(name, tg_fn, torch_fn, ref_fn, samples, lambda: _binary_errors(name),
-                  ("real", domain_b))
+                  ("real", domain_b), kind="binary")
 
 
-ROWS = [
-    _binary_row("add", lambda a, b: a + b, "add", lambda a, b: a + b),
-    _binary_row("sub", lambda a, b: a - b, "sub", lambda a, b: a - b),
-    _binary_row("mul", lambda a, b: a * b, "mul", lambda a, b: a * b),
-    _binary_row("div", lambda a, b: a / b, "div", lambda a, b: a / b, domain_b="nonzero"),
-]
+ROWS = [_binary_row("add"), _binary_row("sub"), _binary_row("mul"), _binary_row("div", domain_b="nonzero")]
 
 
 # ---------------------------------------------------------------------- ops with a scalar
@@ -274,7 +283,7 @@ ROWS.append(OpInfo(
     _pow_tensor_samples, lambda: [
         ErrorSample((z(2, 3), z(4)), {}, ValueError,
                     r"^pow_tensor: shapes \(2, 3\) and \(4,\) are not broadcastable", "shapes")],
-    ("pos", "real")))
+    ("pos", "real"), kind="binary"))
 
 ROWS.append(_scalar_row("rpow_scalar", {"s**a": (lambda a, s: s ** a,) * 3},
                         [2.0, 0.5, 3.0, 1.0], extra=[
@@ -314,7 +323,7 @@ ROWS.append(OpInfo("to", _to_roundtrip_tg, _to_roundtrip_torch, lambda a: a.roun
                    _to_samples, lambda: [
                        ErrorSample((z(3),), {}, TypeError, r"unsupported dtype 'int32'",
                                    "a dtype tapegrad lacks", call=lambda a: a.to("int32"))],
-                   ("real",)))
+                   ("real",), kind="unary"))
 
 
 # ---------------------------------------------------------------------- views along dim 0
@@ -343,7 +352,13 @@ ROWS.append(OpInfo("select", _select_tg, _select_tg, _select_tg, _select_samples
 
 
 # ---------------------------------------------------------------------- unary ops
-def _unary_row(name, tg_fn, torch_name, ref_fn, domain="real", extra=()):
+def _unary_row(name, domain="real", extra=()):
+    """The row of the unary op `name` of the Python op table (tapegrad/_ops.py): called as
+    its operator (-a) or else its method (a.exp()) in tapegrad and in the reference engine,
+    torch.NAME in PyTorch; its error samples follow the op's dtype slow path."""
+    op = PY_OPS[name]
+    tg_fn = ref_fn = _operator(op) or operator.methodcaller(name)
+
     def samples():
         rng = _rng(name)
         out = [Sample((make(shape, domain, rng),), desc=str(shape)) for shape in UNARY_SHAPES]
@@ -353,41 +368,41 @@ def _unary_row(name, tg_fn, torch_name, ref_fn, domain="real", extra=()):
 
     def torch_fn(a):
         import torch
-        return getattr(torch, torch_name)(a)
+        return getattr(torch, name)(a)
 
     def errors():
-        if name == "relu":  # PyTorch keeps int64 for relu; tapegrad has no integer relu
+        if op.slow is None:  # relu: PyTorch keeps int64; tapegrad has no integer relu
             return _unary_errors(name)
-        if name == "neg":
+        if op.slow == "_neg_retry":
             return [ErrorSample((np.ones(3, dtype=bool),), {}, TypeError,
                                 r"negation \(-\) of a bool tensor", "bool")]
         # floating functions of int64 compute in float32 (PyTorch); data must be numeric
         return [ErrorSample((z(3),), {}, TypeError, r"numpy dtype", "strings",
                             call=lambda a: getattr(tg, name)(["x"]))]
 
-    return OpInfo(name, tg_fn, torch_fn, ref_fn, samples, errors, (domain,))
+    return OpInfo(name, tg_fn, torch_fn, ref_fn, samples, errors, (domain,), kind="unary")
 
 
 ROWS += [
-    _unary_row("neg", lambda a: -a, "neg", lambda a: -a),
-    _unary_row("exp", lambda a: a.exp(), "exp", lambda a: a.exp(), extra=[
+    _unary_row("neg"),
+    _unary_row("exp", extra=[
         Sample((arr([-800.0, -100.0, 0.0, 80.0, 700.0]),), desc="extremes", gradcheck=False,
                scale=0.0, reference=False),
         Sample((arr([-30.0, -0.0, 30.0]),), desc="wide range", scale=0.0, gradcheck=False),
     ]),
-    _unary_row("log", lambda a: a.log(), "log", lambda a: a.log(), domain="pos", extra=[
+    _unary_row("log", domain="pos", extra=[
         Sample((arr([1e-3, 2e-3, 1e-2]),), desc="near 0", scale=0.0),
         Sample((arr([0.0, 1e-300, 1e300]),), desc="0 and extremes", gradcheck=False, scale=0.0,
                reference=False),
     ]),
-    _unary_row("sigmoid", lambda a: a.sigmoid(), "sigmoid", lambda a: a.sigmoid(), extra=[
+    _unary_row("sigmoid", extra=[
         Sample((arr([-400.0, -40.0, 0.0, 40.0, 400.0]),), desc="+-400"),
         Sample((arr([-400.0, -300.0]),), desc="tiny outputs", scale=0.0),
     ]),
-    _unary_row("tanh", lambda a: a.tanh(), "tanh", lambda a: a.tanh(), extra=[
+    _unary_row("tanh", extra=[
         Sample((arr([-400.0, -20.0, 0.0, 1e-8, 20.0, 400.0]),), desc="+-400"),
     ]),
-    _unary_row("relu", lambda a: a.relu(), "relu", lambda a: a.relu(), extra=[
+    _unary_row("relu", extra=[
         Sample((arr([-1.0, 0.0, -0.0, 2.0]),), desc="exactly 0 (gradient 0 as in PyTorch)",
                gradcheck=False),
         Sample((arr([[0.0, 1e-300], [-1e-300, 3.0]]),), desc="around 0", gradcheck=False),
@@ -747,11 +762,13 @@ def _all_pairs(a, b):
     return a.ravel(), b.ravel()
 
 
-def _special_samples(name):
+def _special_samples(name, kind=""):
     x = arr(SPECIAL)
     m = arr([[np.inf, 1.0, 0.0], [np.nan, 1.0, 2.0], [-np.inf, -np.inf, -np.inf],
              [np.inf, np.inf, 0.0], [-np.inf, 0.0, 1.0], [-0.0, 0.0, -0.0]])
-    if name in ("add", "sub", "mul", "div"):
+    if name == "pow_tensor":
+        return [_special(_all_pairs(SPECIAL + [-0.5, 2.0], SPECIAL + [-1.0, 3.0, 0.25]), "all pairs")]
+    if kind == "binary":
         return [_special(_all_pairs(SPECIAL, SPECIAL), "all pairs"),
                 _special((x.reshape(8, 1), x), "broadcast (8, 1) and (8,)")]
     forms = {"add_scalar": ["a+s", "s+a", "a-s"], "mul_scalar": ["a*s", "s*a"],
@@ -765,10 +782,8 @@ def _special_samples(name):
         return [_special((base,), f"** {sv}", s=sv)
                 for sv in (0.5, -0.5, -1.0, 2.0, 3.0, -2.0, 1.5, 2.5, 1 / 3, 0.0, -0.0, 1.0,
                            1e-300, -1e-300, np.inf, -np.inf, np.nan, 1e300)]
-    if name in ("neg", "exp", "log", "sigmoid", "tanh", "relu", "to"):
+    if kind == "unary":
         return [_special((arr(SPECIAL + [-1e-300, 1e-300, 800.0, -800.0]),), "values")]
-    if name == "pow_tensor":
-        return [_special(_all_pairs(SPECIAL + [-0.5, 2.0], SPECIAL + [-1.0, 3.0, 0.25]), "all pairs")]
     if name == "rpow_scalar":
         return [_special((x,), f"{sv} ** a", s=sv, form="s**a")
                 for sv in (2.0, 0.5, 0.0, -0.0, 1.0, -2.0, np.inf, -np.inf, np.nan)]
@@ -810,7 +825,7 @@ def _special_samples(name):
 
 def _add_special_samples(row):
     base = row.samples
-    row.samples = lambda: base() + _special_samples(row.name)
+    row.samples = lambda: base() + _special_samples(row.name, row.kind)
 
 
 for _row in ROWS:

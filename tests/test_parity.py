@@ -69,6 +69,16 @@ class Graph:
         s = self.emit("sigmoid", [ref], self.shape_of(ref))
         return self.emit("add_scalar", [s], self.shape_of(ref), s=0.5, form="a+s")
 
+    def in_domain(self, ref, domain):
+        """ref mapped into an op-table input domain (OpInfo.domains)."""
+        if domain == "real":
+            return ref
+        if domain in ("pos", "nonzero"):
+            return self.positive(ref)
+        if domain == "unit":
+            return self.emit("sigmoid", [ref], self.shape_of(ref))
+        raise AssertionError(f"no graph rule for input domain {domain!r}: add it to Graph.in_domain")
+
 
 SCALARS = [2.0, -1.5, 0.5, 3.0, 0.25]
 
@@ -78,17 +88,18 @@ def _build_step(g, draw, op, refs):
     a = draw(st.sampled_from(refs))
     sa = g.shape_of(a)
     nd = len(sa)
-    if op in ("add", "sub", "mul", "div"):
+    row = ROWS_BY_NAME[op]
+    if row.kind == "binary":  # add, sub, mul, div, pow_tensor, ... (tests/op_table.py)
         fits = [r for r in refs if _broadcastable(sa, g.shape_of(r))]
         b = draw(st.sampled_from(fits))  # may be `a` itself: fan-out
-        if op == "div":
-            b = g.positive(b)
-        if draw(st.booleans()):
-            a, b = (b, a) if op != "div" else (a, b)
+        if draw(st.booleans()) and row.domains[0] == row.domains[1]:
+            a, b = b, a
         out = np.broadcast_shapes(g.shape_of(a), g.shape_of(b))
         if np.prod(out) > MAX_NUMEL or len(out) > MAX_NDIM:
             return False
-        g.emit(op, [a, b], out)
+        g.emit(op, [g.in_domain(a, row.domains[0]), g.in_domain(b, row.domains[1])], out)
+    elif row.kind == "unary":  # neg, exp, log, sigmoid, tanh, relu, to, ...
+        g.emit(op, [g.in_domain(a, row.domains[0])], sa)
     elif op in ("add_scalar", "mul_scalar", "rsub_scalar", "div_scalar", "rdiv_scalar"):
         s = draw(st.sampled_from(SCALARS))
         form = draw(st.sampled_from(_FORMS[op]))
@@ -100,13 +111,6 @@ def _build_step(g, draw, op, refs):
         if s != int(s) or s < 0:
             a = g.positive(a)
         g.emit(op, [a], sa, s=s)
-    elif op == "pow_tensor":
-        fits = [r for r in refs if _broadcastable(sa, g.shape_of(r))]
-        b = draw(st.sampled_from(fits))
-        out = np.broadcast_shapes(sa, g.shape_of(b))
-        if np.prod(out) > MAX_NUMEL or len(out) > MAX_NDIM:
-            return False
-        g.emit(op, [g.positive(a), b], out)
     elif op == "rpow_scalar":
         g.emit(op, [a], sa, s=draw(st.sampled_from([2.0, 0.5, 3.0])), form="s**a")
     elif op == "select":
@@ -118,12 +122,6 @@ def _build_step(g, draw, op, refs):
             i0 = draw(st.integers(0, sa[0] - 1))
             i1 = draw(st.integers(i0, sa[0]))
             g.emit(op, [a], (i1 - i0,) + tuple(sa[1:]), i=(i0, i1), form="slice")
-    elif op in ("neg", "sigmoid", "tanh", "relu", "to"):
-        g.emit(op, [a], sa)
-    elif op == "exp":
-        g.emit(op, [a], sa)
-    elif op == "log":
-        g.emit(op, [g.positive(a)], sa)
     elif op in ("sum", "mean"):
         dim = draw(st.none() | st.integers(-max(nd, 1), max(nd, 1) - 1))
         keepdim = draw(st.booleans())

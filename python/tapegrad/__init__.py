@@ -14,17 +14,14 @@ from .dtypes import bool_ as bool  # noqa: A004 - PyTorch's name
 from .random import Generator, default_generator, initial_seed, manual_seed
 from .tensor import (
     Tensor,
-    add,
     all,
     any,
     arange,
     argmax,
     argmin,
     device,
-    div,
     enable_grad,
     eq,
-    exp,
     full,
     ge,
     get_num_threads,
@@ -32,36 +29,31 @@ from .tensor import (
     is_grad_enabled,
     is_tensor,
     le,
-    log,
     log_softmax,
     lt,
     matmul,
-    mean,
-    mul,
     ne,
-    neg,
     no_grad,
     ones,
     ones_like,
-    pow,
     rand,
     randn,
-    relu,
     reshape,
     result_type,
     set_grad_enabled,
     set_num_threads,
-    sigmoid,
     softmax,
-    sub,
-    sum,
-    tanh,
     tensor,
     transpose,
     uniform,
     zeros,
     zeros_like,
 )
+from .tensor import _OP_FUNCTIONS
+
+# the module functions of the op table (tapegrad/_ops.py): add, sub, mul, div, pow, neg,
+# exp, log, sigmoid, tanh, relu, sum, mean
+globals().update(_OP_FUNCTIONS)
 
 __version__ = "0.1.0"
 

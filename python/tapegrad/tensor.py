@@ -8,6 +8,7 @@ import numpy as np
 from ._ffi import check, ffi, last_error, lib
 from .dtypes import (_CODE_TO_DTYPE, DType, as_dtype, bool_, float32, float64, int64,
                      promote_types, result_type_of)
+from . import _ops
 from . import random as _random
 
 _release = lib.tg_tensor_release
@@ -563,67 +564,9 @@ class Tensor:
     # ------------------------------------------------------------------ arithmetic
     # Fast paths make one C call: two tensors of the same floating dtype, or a floating
     # tensor and a Python number. Everything else (int64 and bool operands, mixed dtypes)
-    # goes through _promoted, which applies PyTorch's type promotion first.
-    def __add__(self, other):
-        if type(other) is Tensor:
-            p = lib.tg_add(self._h, other._h)
-            return _wrap(p) if p else _retry("add", self, other)
-        if _is_number(other):
-            p = lib.tg_add_scalar(self._h, other)
-            return _wrap(p) if p else _retry("add", self, other)
-        return _promoted("add", self, other)
-
-    def __radd__(self, other):
-        if _is_number(other):
-            p = lib.tg_add_scalar(self._h, other)
-            return _wrap(p) if p else _retry("add", other, self)
-        return _promoted("add", other, self)
-
-    def __sub__(self, other):
-        if type(other) is Tensor:
-            p = lib.tg_sub(self._h, other._h)
-            return _wrap(p) if p else _retry("sub", self, other)
-        if _is_number(other) and not isinstance(other, bool):
-            p = lib.tg_add_scalar(self._h, -other)
-            return _wrap(p) if p else _retry("sub", self, other)
-        return _promoted("sub", self, other)
-
-    def __rsub__(self, other):
-        if _is_number(other) and not isinstance(other, bool):
-            p = lib.tg_rsub_scalar(self._h, other)
-            return _wrap(p) if p else _retry("sub", other, self)
-        return _promoted("sub", other, self)
-
-    def __mul__(self, other):
-        if type(other) is Tensor:
-            p = lib.tg_mul(self._h, other._h)
-            return _wrap(p) if p else _retry("mul", self, other)
-        if _is_number(other):
-            p = lib.tg_mul_scalar(self._h, other)
-            return _wrap(p) if p else _retry("mul", self, other)
-        return _promoted("mul", self, other)
-
-    def __rmul__(self, other):
-        if _is_number(other):
-            p = lib.tg_mul_scalar(self._h, other)
-            return _wrap(p) if p else _retry("mul", other, self)
-        return _promoted("mul", other, self)
-
-    def __truediv__(self, other):
-        if type(other) is Tensor:
-            p = lib.tg_div(self._h, other._h)
-            return _wrap(p) if p else _retry("div", self, other)
-        if _is_number(other):
-            p = lib.tg_div_scalar(self._h, other)
-            return _wrap(p) if p else _retry("div", self, other)
-        return _promoted("div", self, other)
-
-    def __rtruediv__(self, other):
-        if _is_number(other):
-            p = lib.tg_rdiv_scalar(self._h, other)
-            return _wrap(p) if p else _retry("div", other, self)
-        return _promoted("div", other, self)
-
+    # goes through _promoted, which applies PyTorch's type promotion first. The operators
+    # (+ - * / ** and unary -) are generated from the op table (_ops.py) at the end of
+    # this module; __pow__ is written here (its int64 rules depend on the exponent's type).
     def __pow__(self, exponent):
         if _is_number(exponent):
             if self.dtype is int64 and isinstance(exponent, numbers.Integral):
@@ -633,19 +576,6 @@ class Tensor:
             p = lib.tg_pow_scalar(self._h, exponent)
             return _wrap(p) if p else _retry("pow", self, exponent)
         return _promoted("pow", self, exponent)
-
-    def __rpow__(self, base):
-        if _is_number(base):
-            p = lib.tg_rpow_scalar(self._h, base)
-            return _wrap(p) if p else _retry("pow", base, self)
-        return _promoted("pow", base, self)
-
-    def __neg__(self):
-        if self.dtype is int64:
-            return _promoted("sub", 0, self)  # exact, wrapping as PyTorch's
-        if self.dtype is bool_:
-            raise TypeError("negation (-) of a bool tensor is not supported; use ~ instead")
-        return _wrap(lib.tg_neg(self._h))
 
     # logical operators on bool tensors (masks); bitwise ops on integers are not supported
     def _logical(self, other, name):
@@ -700,58 +630,16 @@ class Tensor:
         return _wrap(lib.tg_matmul(other._h, self._h))
 
     # ------------------------------------------------------------------ methods
-    def add(self, other):
-        return self + other
-
-    def sub(self, other):
-        return self - other
-
-    def mul(self, other):
-        return self * other
-
-    def div(self, other):
-        return self / other
-
-    def pow(self, exponent):
-        return self ** exponent
-
-    def neg(self):
-        return -self
-
+    # add, sub, mul, div, pow, neg, exp, log, sigmoid, tanh, relu, sum, mean and their
+    # operators come from the op table (_ops.py), generated at the end of this module.
     def matmul(self, other):
         return self @ other
-
-    # Floating functions of int64/bool tensors compute in float32, as PyTorch's do.
-    def exp(self):
-        p = lib.tg_exp(self._h)
-        return _wrap(p) if p else _float_retry(lib.tg_exp, self)
-
-    def log(self):
-        p = lib.tg_log(self._h)
-        return _wrap(p) if p else _float_retry(lib.tg_log, self)
-
-    def sigmoid(self):
-        p = lib.tg_sigmoid(self._h)
-        return _wrap(p) if p else _float_retry(lib.tg_sigmoid, self)
-
-    def tanh(self):
-        p = lib.tg_tanh(self._h)
-        return _wrap(p) if p else _float_retry(lib.tg_tanh, self)
-
-    def relu(self):
-        return _wrap(lib.tg_relu(self._h))
 
     def softmax(self, dim):
         return _wrap(lib.tg_softmax(self._h, _dim_arg(dim)))
 
     def log_softmax(self, dim):
         return _wrap(lib.tg_log_softmax(self._h, _dim_arg(dim)))
-
-    def sum(self, dim=None, keepdim=False):
-        return _reduce(lib.tg_sum, self, dim, keepdim)
-
-    def mean(self, dim=None, keepdim=False):
-        return _reduce(lib.tg_mean, self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         """Index of the largest element (of the flattened tensor, or along ``dim``)."""
@@ -906,9 +794,8 @@ def _as_operand(x, like):
     return NotImplemented
 
 
-_BINARY = {"add": lib.tg_add, "sub": lib.tg_sub, "mul": lib.tg_mul, "div": lib.tg_div,
-           "pow": lib.tg_pow}
-_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+_BINARY = {op.name: getattr(lib, op.c) for op in _ops.OPS if op.kind == "binary"}
+_SYMBOL = {op.name: op.symbol for op in _ops.OPS if op.kind == "binary"}
 
 
 def _is_bool(x):
@@ -942,6 +829,17 @@ def _float_retry(fn, t):
         raise last_error()
     lib.tg_clear_error()
     return _wrap(fn(_operand(t, float32)._h))
+
+
+def _neg_retry(fn, t):
+    """-t after tg_neg refused t's dtype: int64 negates exactly (wrapping, as PyTorch's)
+    by promotion; bool is refused, as in PyTorch."""
+    if lib.tg_last_status() != lib.TG_ERR_DTYPE or t.dtype.is_floating_point:
+        raise last_error()
+    lib.tg_clear_error()
+    if t.dtype is bool_:
+        raise TypeError("negation (-) of a bool tensor is not supported; use ~ instead")
+    return _promoted("sub", 0, t)
 
 
 def _retry(op, a, b):
@@ -1189,36 +1087,8 @@ def _as_tensor(x, like=None):
     return tensor(x, dtype=like.dtype if like is not None else None)
 
 
-def exp(x):
-    return _as_tensor(x).exp()
-
-
-def log(x):
-    return _as_tensor(x).log()
-
-
-def sigmoid(x):
-    return _as_tensor(x).sigmoid()
-
-
-def tanh(x):
-    return _as_tensor(x).tanh()
-
-
-def relu(x):
-    return _as_tensor(x).relu()
-
-
 def matmul(a, b):
     return _as_tensor(a) @ _as_tensor(b)
-
-
-def sum(x, dim=None, keepdim=False):  # noqa: A001 - PyTorch's name
-    return _as_tensor(x).sum(dim, keepdim)
-
-
-def mean(x, dim=None, keepdim=False):
-    return _as_tensor(x).mean(dim, keepdim)
 
 
 def reshape(x, *shape):
@@ -1237,27 +1107,7 @@ def log_softmax(x, dim):
     return _as_tensor(x).log_softmax(dim)
 
 
-def add(a, b):
-    return _as_tensor(a) + b
-
-
-def sub(a, b):
-    return _as_tensor(a) - b
-
-
-def mul(a, b):
-    return _as_tensor(a) * b
-
-
-def div(a, b):
-    return _as_tensor(a) / b
-
-
-def neg(a):
-    return -_as_tensor(a)
-
-
-def pow(a, exponent):  # noqa: A001 - PyTorch's name
+def pow(a, exponent):  # noqa: A001 - PyTorch's name; by hand in the op table (number ** tensor)
     if isinstance(a, Tensor):
         return a ** exponent
     if _is_number(a) and isinstance(exponent, Tensor):
@@ -1324,6 +1174,11 @@ def set_num_threads(n):
 def get_num_threads():
     return lib.tg_get_num_threads()
 
+
+# Tensor methods, operators and module functions of the op table (_ops.py): add, sub, mul,
+# div, neg, exp, log, sigmoid, tanh, relu, sum, mean (pow's module function is above).
+_ops.generate_tensor(Tensor, globals())
+_OP_FUNCTIONS = {_name: globals()[_name] for _name in _ops.module_names()}  # for __init__
 
 __all__ = ["Tensor", "DType", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like",
            "arange", "rand", "randn", "uniform", "no_grad", "enable_grad", "set_grad_enabled",

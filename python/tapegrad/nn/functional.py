@@ -13,10 +13,11 @@ import numpy as np
 
 from .._ffi import ffi, lib
 from ..dtypes import int64
+from .. import _ops
 from ..tensor import Tensor, _dim_arg, _wrap, tensor
 
-__all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy"]
+__all__ = ["linear", "softmax", "log_softmax", "mse_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "cross_entropy"]
 
 _NULL = ffi.NULL
 _REDUCTIONS = {"none": lib.TG_REDUCE_NONE, "mean": lib.TG_REDUCE_MEAN, "sum": lib.TG_REDUCE_SUM}
@@ -133,16 +134,8 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
     return y + bias
 
 
-def sigmoid(input):  # noqa: A002
-    return _input(input, "sigmoid").sigmoid()  # int64/bool compute in float32, as Tensor.sigmoid
-
-
-def tanh(input):  # noqa: A002
-    return _input(input, "tanh").tanh()  # int64/bool compute in float32, as Tensor.tanh
-
-
-def relu(input):  # noqa: A002
-    return _wrap(lib.tg_relu(_input(input, "relu")._h))
+# sigmoid, tanh, relu: generated from the op table (tapegrad/_ops.py, functional=True) at
+# the end of this module, as `_input(input, NAME).NAME()`.
 
 
 def _softmax_dim(x, dim, op):
@@ -202,3 +195,6 @@ def cross_entropy(input, target, reduction="mean"):  # noqa: A002
     input = _input(input, "cross_entropy")
     labels = _labels(target, "cross_entropy")
     return _wrap(lib.tg_cross_entropy(input._h, labels._h, r))
+
+
+__all__ += list(_ops.generate_functional(globals()))
