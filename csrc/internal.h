@@ -194,6 +194,8 @@ typedef struct tg_op_args {
                              * and the backward reads (cross-entropy's row statistics) */
     size_t fwd_scratch;     /* bytes of scratch the forward kernel needs */
     size_t bwd_scratch;     /* bytes of scratch the backward kernel needs */
+    int nthreads;           /* threads the scratch was sized for (gemm rows; a kernel
+                             * uses at most this many) */
     tg_bcast bc;            /* binary elementwise ops */
 } tg_op_args;
 

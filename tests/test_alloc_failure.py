@@ -274,10 +274,11 @@ def test_switch_is_off_by_default_and_fails_exactly_one_allocation():
 
 
 # ---------------------------------------------------------------------- fallbacks & odd paths
-def test_matmul_packing_buffer_falls_back():
-    """A matmul large enough to pack its operands: when the packing buffer cannot be had
-    the kernel runs the unpacked loop (the same numbers up to the last bits), it does not
-    fail; every other allocation fails cleanly."""
+def test_matmul_packing_buffer_fails_cleanly():
+    """A matmul large enough to pack its operands: its packing workspace is the op's
+    scratch, allocated by the eager path before the kernel runs (kernels never allocate),
+    so when it cannot be had the op fails cleanly with MemoryError, like every other
+    allocation of the step, and a retry gives the right numbers."""
     rng = np.random.default_rng(4)
     a_np, b_np = rng.normal(size=(64, 96)), rng.normal(size=(96, 80))
     previous = tg.get_num_threads()
@@ -297,7 +298,7 @@ def test_matmul_packing_buffer_falls_back():
             return [s["out"].numpy(), s["a"].grad.numpy(), s["b"].grad.numpy()]
 
         count, raised = sweep(make, action, result, rtol=1e-12)
-        assert raised < count, "no packing buffer failure was absorbed by the fallback"
+        assert 0 < raised <= count
     finally:
         tg.set_num_threads(previous)
 

@@ -331,15 +331,15 @@ def test_missing_optional_engines_are_skipped_with_a_notice(monkeypatch):
     assert r.ok and r.ratio == pytest.approx(1.0)
 
 
-def test_replay_engine_is_picked_up_once_compile_exists(monkeypatch):
-    # Stand-in for the replay mode: "compiling" a step returns it unchanged, so the
-    # replay engine runs (and is checked) like eager.
-    monkeypatch.setattr(tg, "compile", lambda fn: fn, raising=False)
-    results = bench.run(["xor_batch"], engines=["tapegrad-replay", "numpy"], notify=None,
-                        **FAST)
+def test_replay_engine_runs_and_is_checked():
+    # the real replay mode (tapegrad.compile), checked against the reference like any
+    # other engine
+    results = bench.run(["xor_batch", "xor_sgd"], engines=["tapegrad-replay", "numpy"],
+                        notify=None, **FAST)
     assert results.engine("tapegrad-replay").status == "available"
-    (r,) = results.get("xor_batch", engine="tapegrad-replay")
-    assert r.ok, r.reason
+    for name in ("xor_batch", "xor_sgd"):
+        (r,) = results.get(name, engine="tapegrad-replay")
+        assert r.ok, r.reason
 
 
 def test_quick_with_only_base_dependencies():

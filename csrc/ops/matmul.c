@@ -7,27 +7,26 @@
 
 /* ------------------------------------------------------------------ the gemm call
  *
- * THE ONE PLACE where matmul and linear reach the gemm kernel. Today: tg_gemm_f32/f64,
- * which need no workspace, so gemm_scratch() is 0 and the rows ask for no scratch
- * (fwd_scratch = bwd_scratch = 0; `scratch` is NULL). To switch to the workspace-taking
- * gemm (tg_gemm_ws_* / tg_gemm_workspace_*): make gemm_scratch() return the workspace
- * bytes of one call, and make gemm() pass `scratch` to tg_gemm_ws_*. The checks size
- * fwd_scratch / bwd_scratch from gemm_scratch() already (the max over the calls a kernel
- * makes, which run one after another on the same scratch). */
+ * The one place where matmul and linear reach the gemm kernel: the workspace-taking gemm
+ * (tg_gemm_ws_*), its packing workspace being the rows' scratch. The check sizes it for
+ * the calling thread's thread count, kept in args->nthreads; a kernel runs with at most
+ * that many threads (a replayed program may run on a thread with another setting; the
+ * result does not depend on the thread count). */
 
-static size_t gemm_scratch(tg_dtype dt, int64_t M, int64_t N, int64_t K, int ta, int tb) {
-    (void)dt, (void)M, (void)N, (void)K, (void)ta, (void)tb;
-    return 0;
+static size_t gemm_scratch(tg_dtype dt, int64_t M, int64_t N, int64_t K, int ta, int tb, int nt) {
+    return dt == TG_FLOAT32 ? tg_gemm_workspace_f32(M, N, K, ta, tb, nt)
+                            : tg_gemm_workspace_f64(M, N, K, ta, tb, nt);
 }
 
-static void gemm(tg_dtype dt, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda, int ta,
-                 const void *B, int64_t ldb, int tb, void *C, int64_t ldc, int acc, void *scratch) {
-    (void)scratch;
+static void gemm(const tg_op_args *args, int64_t M, int64_t N, int64_t K, const void *A,
+                 int64_t lda, int ta, const void *B, int64_t ldb, int tb, void *C, int64_t ldc,
+                 int acc, void *scratch) {
     int nt = tg_get_nthreads_internal();
-    if (dt == TG_FLOAT32)
-        tg_gemm_f32(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, nt);
+    if (nt > args->nthreads) nt = args->nthreads;
+    if (args->out.dtype == TG_FLOAT32)
+        tg_gemm_ws_f32(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, nt, scratch);
     else
-        tg_gemm_f64(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, nt);
+        tg_gemm_ws_f64(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, acc, nt, scratch);
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -66,24 +65,24 @@ static tg_status matmul_check(tg_op_args *args) {
     args->dims[1] = k;
     args->dims[2] = n;
     tg_dtype dt = a->dtype;
-    args->fwd_scratch = gemm_scratch(dt, m, n, k, 0, 0);
-    args->bwd_scratch = max_size(gemm_scratch(dt, m, k, n, 0, 1), gemm_scratch(dt, k, n, m, 1, 0));
+    const int nt = args->nthreads = tg_get_nthreads_internal();
+    args->fwd_scratch = gemm_scratch(dt, m, n, k, 0, 0, nt);
+    args->bwd_scratch = max_size(gemm_scratch(dt, m, k, n, 0, 1, nt), gemm_scratch(dt, k, n, m, 1, 0, nt));
     return TG_OK;
 }
 
 static void matmul_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
     const int64_t m = args->dims[0], k = args->dims[1], n = args->dims[2];
     /* C (m, n) = A (m, k) . B (k, n) */
-    gemm(args->out.dtype, m, n, k, b->in[0], k, 0, b->in[1], n, 0, b->out, n, 0, b->scratch);
+    gemm(args, m, n, k, b->in[0], k, 0, b->in[1], n, 0, b->out, n, 0, b->scratch);
 }
 
 static void matmul_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
     const int64_t m = args->dims[0], k = args->dims[1], n = args->dims[2];
-    const tg_dtype dt = args->out.dtype;
     /* gA (m, k) += G (m, n) . B^T   (B stored (k, n)) */
-    if (b->gin[0]) gemm(dt, m, k, n, b->gout, n, 0, b->in[1], n, 1, b->gin[0], k, 1, b->scratch);
+    if (b->gin[0]) gemm(args, m, k, n, b->gout, n, 0, b->in[1], n, 1, b->gin[0], k, 1, b->scratch);
     /* gB (k, n) += A^T . G          (A stored (m, k)) */
-    if (b->gin[1]) gemm(dt, k, n, m, b->in[0], k, 1, b->gout, n, 0, b->gin[1], n, 1, b->scratch);
+    if (b->gin[1]) gemm(args, k, n, m, b->in[0], k, 1, b->gout, n, 0, b->gin[1], n, 1, b->scratch);
 }
 
 const tg_op_info tg_row_matmul = {.name = "matmul",
@@ -141,9 +140,10 @@ static tg_status linear_check(tg_op_args *args) {
     args->dims[1] = in;
     args->dims[2] = outf;
     tg_dtype dt = x->dtype;
-    args->fwd_scratch = gemm_scratch(dt, rows, outf, in, 0, 1);
-    args->bwd_scratch = max_size(gemm_scratch(dt, rows, in, outf, 0, 0),
-                                 gemm_scratch(dt, outf, in, rows, 1, 0));
+    const int nt = args->nthreads = tg_get_nthreads_internal();
+    args->fwd_scratch = gemm_scratch(dt, rows, outf, in, 0, 1, nt);
+    args->bwd_scratch = max_size(gemm_scratch(dt, rows, in, outf, 0, 0, nt),
+                                 gemm_scratch(dt, outf, in, rows, 1, 0, nt));
     return TG_OK;
 }
 
@@ -158,7 +158,7 @@ static void linear_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
         });
     }
     /* Y (rows, out) (+)= X (rows, in) . W^T   (W stored (out, in)) */
-    gemm(args->out.dtype, rows, outf, in, b->in[0], in, 0, b->in[1], in, 1, b->out, outf,
+    gemm(args, rows, outf, in, b->in[0], in, 0, b->in[1], in, 1, b->out, outf,
          bias != NULL, b->scratch);
 }
 
@@ -167,9 +167,9 @@ static void linear_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
     const tg_dtype dt = args->out.dtype;
     const void *g = b->gout;
     /* gX (rows, in) += G (rows, out) . W (out, in) */
-    if (b->gin[0]) gemm(dt, rows, in, outf, g, outf, 0, b->in[1], in, 0, b->gin[0], in, 1, b->scratch);
+    if (b->gin[0]) gemm(args, rows, in, outf, g, outf, 0, b->in[1], in, 0, b->gin[0], in, 1, b->scratch);
     /* gW (out, in) += G^T . X   (G stored (rows, out)) */
-    if (b->gin[1]) gemm(dt, outf, in, rows, g, outf, 1, b->in[0], in, 0, b->gin[1], in, 1, b->scratch);
+    if (b->gin[1]) gemm(args, outf, in, rows, g, outf, 1, b->in[0], in, 0, b->gin[1], in, 1, b->scratch);
     /* gb (out) += column sums of G, row by row (none for a zero-size G, which may still
      * have 2^40 empty rows; gin[2] is NULL without a bias) */
     if (b->gin[2] && rows && outf) {

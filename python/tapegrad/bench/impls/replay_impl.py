@@ -1,23 +1,11 @@
-"""tapegrad replay: the tapegrad eager training step captured once by
-``tapegrad.compile`` and replayed in C.
-
-The engine is skipped (with a notice) until ``tapegrad.compile`` exists. These
-implementations assume the capture-a-step form (as PyTorch CUDA graphs and tinygrad's
-TinyJit): ``compiled = tapegrad.compile(step_fn)`` where ``step_fn(x, y)`` does
-zero_grad, forward, loss, backward and the optimizer step and returns the loss, and
-``compiled(x, y)`` replays it. If the real API differs, adapt the ``_compile`` helper
-below: a failure here is reported as an error for this engine, never a crash, and a
-wrong result is refused by the correctness check like any other engine's.
-"""
+"""tapegrad replay: the eager training step captured once by ``tapegrad.compile`` and
+replayed in C. One benchmark step (an epoch of the workload) is one ``TrainStep.run``
+call, so the figure includes that call's Python overhead (converting the arrays, the
+batch order); benchmarks/replay.py times long runs, where it vanishes."""
 import tapegrad as tg
 from tapegrad import nn
-from tapegrad.nn import functional as F
 
 _DT = {"float32": tg.float32, "float64": tg.float64}
-
-
-def _compile(fn):
-    return tg.compile(fn)
 
 
 def _model(case, hidden, output_activation=None):
@@ -27,23 +15,13 @@ def _model(case, hidden, output_activation=None):
     return model
 
 
-def _train(case, model, loss_fn, batches):
+def _train(case, model, loss, X, y, batch_size):
     opt = tg.optim.SGD(model.parameters(), lr=case["lr"])
-
-    def train_step(xb, yb):
-        opt.zero_grad()
-        loss = loss_fn(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
-
-    compiled = _compile(train_step)
+    compiled = tg.compile(model, loss, opt)
     state = {"loss": None}
 
     def step():
-        for xb, yb in batches:
-            loss = compiled(xb, yb)
-        state["loss"] = loss
+        state["loss"] = compiled.run(X, y, epochs=1, batch_size=batch_size, shuffle=False)[-1]
 
     def outputs():
         out = {"loss": state["loss"]}
@@ -52,26 +30,13 @@ def _train(case, model, loss_fn, batches):
     return step, outputs
 
 
-def _xor(case, per_sample):
-    dt = _DT[case["dtype"]]
-    X, y = case["X"], case["y"]
-    if per_sample:
-        batches = [(tg.tensor(X[i:i + 1], dtype=dt), tg.tensor(y[i:i + 1], dtype=dt))
-                   for i in range(len(X))]
-    else:
-        batches = [(tg.tensor(X, dtype=dt), tg.tensor(y, dtype=dt))]
-    return _train(case, _model(case, "sigmoid", "sigmoid"), F.binary_cross_entropy, batches)
-
-
 def xor_sgd(case):
-    return _xor(case, per_sample=True)
+    return _train(case, _model(case, "sigmoid", "sigmoid"), "bce", case["X"], case["y"], 1)
 
 
 def xor_batch(case):
-    return _xor(case, per_sample=False)
+    return _train(case, _model(case, "sigmoid", "sigmoid"), "bce", case["X"], case["y"], None)
 
 
 def mlp_train(case):
-    dt = _DT[case["dtype"]]
-    batches = [(tg.tensor(case["X"], dtype=dt), tg.tensor(case["labels"], dtype=tg.int64))]
-    return _train(case, _model(case, "relu"), F.cross_entropy, batches)
+    return _train(case, _model(case, "relu"), "cross_entropy", case["X"], case["labels"], None)
