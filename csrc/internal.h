@@ -410,12 +410,13 @@ void tg_capture_optim(tg_optim *o, int zero_grad, int set_to_none);
 /* TG_ERR_STATE (named) when an op that a program can't replay reads or writes a tensor
  * the capture knows (or one that requires grad): its result would be frozen. */
 tg_status tg_capture_guard(const char *op, const tg_tensor *a, const tg_tensor *b);
-int tg_program_param_has_grad(const tg_program *p, const tg_tensor *param);
 
 /* The optimizer's side of replay (optim.c). */
 int64_t tg_optim_param_count(const tg_optim *o);
 tg_tensor *tg_optim_param(const tg_optim *o, int64_t i);
 tg_status tg_optim_prepare_replay(tg_optim *o);
-tg_status tg_optim_step_replay(tg_optim *o, const tg_program *p);
+/* One update inside a replayed run; parameter i has a gradient unless
+ * grad_none[map[i]]. */
+tg_status tg_optim_step_replay(tg_optim *o, const int *map, const uint8_t *grad_none);
 
 #endif /* TG_INTERNAL_H */

@@ -455,10 +455,10 @@ tg_status tg_optim_prepare_replay(tg_optim *o) {
 /* One step inside a replayed run: the parameters whose gradient the program holds
  * (their .grad is the program's buffer; the program owns them during the run, so no
  * locks), with the same update as tg_optim_step. */
-tg_status tg_optim_step_replay(tg_optim *o, const tg_program *p) {
+tg_status tg_optim_step_replay(tg_optim *o, const int *map, const uint8_t *grad_none) {
     for (int64_t i = 0; i < o->n; i++) {
         tg_tensor *param = o->params[i];
-        if (!param->grad || !tg_program_param_has_grad(p, param)) continue;
+        if (!param->grad || grad_none[map[i]]) continue;
         step_prep empty = {0};
         tg_status st = update_param(o, i, &empty);
         if (st) return st;

@@ -15,6 +15,7 @@
  * zeroed and accumulated exactly as eager's: bitwise the same results, and nothing is
  * allocated per step. */
 #include "internal.h"
+#include "kernels/gemm_internal.h"
 
 #include <stdio.h> /* snprintf */
 #include <stdlib.h>
@@ -45,7 +46,7 @@ typedef struct {
     int in[TG_NODE_MAX_INPUTS], out, saved; /* buffers (-1 none) */
     int gout, gin[TG_NODE_MAX_INPUTS];
     int buf;   /* I_FILL_ONE, I_ZERO: the buffer; I_PGRAD_FIRST: the parameter index */
-    int flag;  /* I_ZERO_GRAD: set_to_none */
+    int flag;  /* I_ZERO_GRAD: set_to_none; I_FWD: validated for the whole run already */
     tg_optim *opt;
     tg_op_args args;
     /* resolved */
@@ -81,6 +82,7 @@ struct tg_program {
     uint8_t *grad_none; /* per parameter: its .grad is None now */
     tg_optim *optims[8];
     int noptims;
+    int *optmap[8];  /* per optimizer: its parameter j is the program's parameter optmap[o][j] */
     int inputs[2];   /* buffers of the declared inputs, -1 none */
     int64_t batch;   /* rows of input 0 */
     int output;      /* buffer of the declared output (the loss) */
@@ -407,6 +409,7 @@ void tg_program_free(tg_program *p) {
     tg_free(p->ins);
     tg_free(p->params);
     tg_free(p->grad_none);
+    for (int o = 0; o < p->noptims; o++) tg_free(p->optmap[o]);
     tg_free(p);
 }
 
@@ -532,6 +535,22 @@ tg_status tg_capture_end(tg_program *p) {
         tg_grad_unlock(leaf);
         tg_tensor_release(old);
     }
+    for (int o = 0; o < p->noptims; o++) {
+        int64_t n = tg_optim_param_count(p->optims[o]);
+        p->optmap[o] = tg_malloc((size_t)(n ? n : 1) * sizeof(int));
+        if (!p->optmap[o]) return prog_fail(p, tg_fail(TG_ERR_NOMEM, "capture_end: out of memory"));
+        for (int64_t j = 0; j < n; j++) {
+            p->optmap[o][j] = -1;
+            for (int k = 0; k < p->nparams; k++)
+                if (p->params[k].tensor == tg_optim_param(p->optims[o], j)) p->optmap[o][j] = k;
+        }
+    }
+    for (int i = 0; i < p->nins; i++) { /* the optimizer's index in p->optims */
+        pinstr *x = &p->ins[i];
+        if (x->kind == I_ZERO_GRAD || x->kind == I_OPTIM)
+            for (int o = 0; o < p->noptims; o++)
+                if (p->optims[o] == x->opt) x->buf = o;
+    }
     for (int i = 0; i < p->nbufs; i++) p->bufs[i].data = NULL;
     for (int i = 0; i < p->nbufs; i++) p->bufs[i].data = resolve(p, i);
     for (int i = 0; i < p->nins; i++) {
@@ -647,7 +666,7 @@ static tg_status run_step(tg_program *p) {
         switch (x->kind) {
         case I_FWD: {
             const tg_op_info *row = tg_op_rows[x->op];
-            if (row->validate) {
+            if (row->validate && !x->flag) {
                 tg_status st = row->validate(&x->args, x->fb.in);
                 if (st) return st;
             }
@@ -664,33 +683,26 @@ static tg_status run_step(tg_program *p) {
                 p->grad_none[x->buf] = 0;
             }
             break;
-        case I_ZERO_GRAD:
+        case I_ZERO_GRAD: {
+            const int *map = p->optmap[x->buf];
             for (int64_t j = 0; j < tg_optim_param_count(x->opt); j++) {
-                tg_tensor *t = tg_optim_param(x->opt, j);
-                for (int k = 0; k < p->nparams; k++) {
-                    if (p->params[k].tensor != t) continue;
-                    if (x->flag) p->grad_none[k] = 1;
-                    else if (!p->grad_none[k]) {
-                        pbuf *g = &p->bufs[p->params[k].gbuf];
-                        zero_bytes(g->data, g);
-                    }
+                int k = map[j];
+                if (x->flag) p->grad_none[k] = 1;
+                else if (!p->grad_none[k]) {
+                    pbuf *g = &p->bufs[p->params[k].gbuf];
+                    zero_bytes(g->data, g);
                 }
             }
             break;
+        }
         case I_OPTIM: {
-            tg_status st = tg_optim_step_replay(x->opt, p);
+            tg_status st = tg_optim_step_replay(x->opt, p->optmap[x->buf], p->grad_none);
             if (st) return st;
             break;
         }
         }
     }
     return TG_OK;
-}
-
-int tg_program_param_has_grad(const tg_program *p, const tg_tensor *param) {
-    for (int k = 0; k < p->nparams; k++)
-        if (p->params[k].tensor == param) return !p->grad_none[k];
-    return 0;
 }
 
 tg_status tg_program_run(tg_program *p, const tg_tensor *x, const tg_tensor *y,
@@ -737,6 +749,22 @@ tg_status tg_program_run(tg_program *p, const tg_tensor *x, const tg_tensor *y,
                        ob ? tg_dtype_name(ob->dtype) : "(none captured)", (long long)steps);
     tg_status st = check_params(p);
     if (st) return st;
+    /* class labels read straight from y: checked once for the run, over the rows it uses */
+    for (int i = 0; i < p->nins; i++) {
+        pinstr *xi = &p->ins[i];
+        xi->flag = 0;
+        if (xi->kind != I_FWD || xi->op != TG_OP_CROSS_ENTROPY || xi->in[1] < 0 ||
+            xi->in[1] != p->inputs[1] || xi->args.in[1].ndim != 1)
+            continue;
+        const int64_t *lab = y->data, classes = xi->args.dims[1];
+        for (int64_t k = 0; k < n; k++)
+            if (lab[ord[k]] < 0 || lab[ord[k]] >= classes)
+                return tg_fail(TG_ERR_INDEX, "run: cross_entropy: target %lld at row %lld of y "
+                               "(step %lld of this run) is out of range for %lld classes",
+                               (long long)lab[ord[k]], (long long)ord[k], (long long)(k / batch),
+                               (long long)classes);
+        xi->flag = 1;
+    }
     for (int o = 0; o < p->noptims; o++)
         if ((st = tg_optim_prepare_replay(p->optims[o]))) return st;
     grads_in(p);
@@ -746,6 +774,7 @@ tg_status tg_program_run(tg_program *p, const tg_tensor *x, const tg_tensor *y,
     double lr0[8];
     for (int o = 0; o < p->noptims; o++) lr0[o] = tg_optim_get_lr(p->optims[o]);
     size_t osize = ob ? buf_bytes(ob) : 0;
+    tg_simd_pin(tg_gemm_simd_level_now()); /* read the environment once for the run */
     for (int64_t s = 0; s < steps; s++) {
         for (int k = 0; k < 2; k++) {
             if (p->inputs[k] < 0) continue;
@@ -766,6 +795,7 @@ tg_status tg_program_run(tg_program *p, const tg_tensor *x, const tg_tensor *y,
         }
         if (out) memcpy((char *)out->data + (size_t)s * osize, ob->data, osize);
     }
+    tg_simd_pin(-1);
     if (lr)
         for (int o = 0; o < p->noptims; o++) tg_optim_set_lr(p->optims[o], lr0[o]);
     grads_out(p);

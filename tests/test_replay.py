@@ -173,13 +173,9 @@ def test_no_allocation_per_replayed_step():
         step.run(Xt, y, epochs=epochs, batch_size=8, shuffle=False)
         return lib.tg_debug_allocations() - before
 
-    a1, a50 = allocations(1), allocations(50)
-    # allocations are per run and per epoch call (the dataset, the order, the output), the
-    # same whatever the number of steps
-    per_epoch = (a50 - a1) / 49
-    assert a50 - a1 == 49 * per_epoch
-    steps_per_epoch = 8
-    assert per_epoch < steps_per_epoch, f"{per_epoch} allocations per epoch of 8 steps"
+    # allocations are per run (the dataset, the order, the output): the same for 8 steps
+    # and for 800 (the core counts every allocation of this thread, kernels' included)
+    assert allocations(1) == allocations(100)
 
 
 def test_run_checks_its_arrays():
@@ -191,10 +187,13 @@ def test_run_checks_its_arrays():
         step.run(X, y[:-1], batch_size=5)
     with pytest.raises(ValueError, match="shape"):
         step.run(X[:, :2], y, batch_size=5)
-    with pytest.raises(IndexError, match="out of range for 3 classes"):
-        bad = y.copy()
-        bad[7] = 3
+    bad = y.copy()
+    bad[7] = 3
+    before = [p.numpy().copy() for p in m.parameters()]
+    with pytest.raises(IndexError, match=r"target 3 at row 7 of y \(step 1 .*out of range for 3 classes"):
         step.run(X, bad, batch_size=5, shuffle=False)
+    # labels are checked before the run starts: nothing was updated
+    assert all(np.array_equal(a, p.numpy()) for a, p in zip(before, m.parameters()))
     with pytest.raises(ValueError, match="lr has"):
         step.run(X, y, batch_size=5, lr=[0.1])
 

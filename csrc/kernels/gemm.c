@@ -89,7 +89,14 @@ static int cpu_simd_level(void) {
     return TG_SIMD_GENERIC;
 }
 
+/* A level pinned by this thread (tg_simd_pin), or -1: a replayed run reads the
+ * environment once, not at every kernel call. */
+static _Thread_local int tls_pinned_level = -1;
+
+void tg_simd_pin(int level) { tls_pinned_level = level; }
+
 int tg_gemm_simd_level_now(void) {
+    if (tls_pinned_level >= 0) return tls_pinned_level;
     int level = cpu_simd_level();
     const char *forced = getenv("TAPEGRAD_SIMD");
     if (forced) {

@@ -39,7 +39,7 @@ schedule). The arrays a run returns are new (never overwritten by the next run).
 import numpy as np
 
 from ._ffi import check, ffi, lib, last_error
-from .data import _check_batch_size, batch_indices
+from .data import _check_batch_size, epoch_order
 from .tensor import Tensor, _from_numpy, _gc, no_grad
 from .dtypes import float64, int64
 from . import training as _training
@@ -84,6 +84,36 @@ def _capture(inputs, body):
     return prog, result
 
 
+def _segments(n, epochs, batch_size, shuffle, seed, drop_last):
+    """The run's batches as [(rows, order)]: runs of consecutive batches of one size (one
+    C call each), with their row indices in order. The batches are exactly
+    :func:`tapegrad.data.batch_indices`' (each epoch's order is ``epoch_order``'s)."""
+    if n == 0 or epochs == 0:
+        return []
+    if batch_size is None:
+        return [(n, np.tile(np.arange(n, dtype=np.int64), epochs))]
+    tail = n % batch_size if not drop_last else 0
+    full = n - n % batch_size
+    if not shuffle and tail == 0:  # the same full batches every epoch: one call
+        return [(batch_size, np.tile(np.arange(full, dtype=np.int64), epochs))] if full else []
+    segments = []
+
+    def add(rows, order):
+        if len(order) == 0:
+            return
+        if segments and segments[-1][0] == rows:
+            segments[-1][1].append(order)
+        else:
+            segments.append((rows, [order]))
+
+    for e in range(epochs):
+        order = epoch_order(n, e, shuffle, seed)
+        add(batch_size, order[:full])
+        if tail:
+            add(tail, order[full:])
+    return [(rows, np.concatenate(parts)) for rows, parts in segments]
+
+
 def _order_tensor(idx):
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     return _from_numpy(idx, int64)
@@ -124,6 +154,19 @@ class TrainStep:
         opt.step()
         return loss
 
+    def _capture_step(self, rows, xa, ya, dtype, ydtype, lr):
+        opt = self.optimizer
+        xb, yb = _from_numpy(xa, dtype), _from_numpy(ya, ydtype)
+        lr0 = opt.lr
+        if lr is not None:
+            opt.lr = float(lr)
+        try:
+            prog, loss = _capture((xb, yb), lambda: self._step(xb, yb))
+        finally:
+            opt.lr = lr0
+        self._programs[rows] = prog
+        return loss.item()
+
     @property
     def programs(self):
         """The captured programs, by batch size."""
@@ -145,8 +188,8 @@ class TrainStep:
                              f"{Xa.shape} and {ya.shape}")
         self._check_model()
         n = len(Xa)
-        plan = [batch_indices(n, batch_size, e, shuffle, seed, drop_last) for e in range(epochs)]
-        total = sum(len(b) for b in plan)
+        segments = _segments(n, epochs, batch_size, shuffle, seed, drop_last)
+        total = sum(len(order) // rows for rows, order in segments)
         lrs = None
         if lr is not None:
             lrs = np.ascontiguousarray(lr, dtype=np.float64).reshape(-1)
@@ -156,39 +199,23 @@ class TrainStep:
         yt = _from_numpy(ya, int64 if ya.dtype == np.int64 else dtype)
         losses = np.empty(total, dtype=dtype.numpy)
         pos = 0
-        for batches in plan:
-            k = 0
-            while k < len(batches):
-                rows = len(batches[k])
-                prog = self._programs.get(rows)
-                if prog is None:  # capture on this batch (it runs once, eagerly)
-                    if lrs is not None:
-                        self.optimizer.lr, lr0 = float(lrs[pos]), self.optimizer.lr
-                    xb = _from_numpy(Xa[batches[k]], dtype)
-                    yb = _from_numpy(ya[batches[k]], yt.dtype)
-                    try:
-                        prog, loss = _capture((xb, yb), lambda: self._step(xb, yb))
-                    finally:
-                        if lrs is not None:
-                            self.optimizer.lr = lr0
-                    self._programs[rows] = prog
-                    losses[pos] = loss.item()
-                    pos += 1
-                    k += 1
-                    continue
-                j = k
-                while j < len(batches) and len(batches[j]) == rows:
-                    j += 1
-                order = np.concatenate(batches[k:j])
-                steps = j - k
-                out = np.empty(steps, dtype=dtype.numpy)
-                out_t = _from_numpy(out, dtype)
-                lr_t = _from_numpy(lrs[pos:pos + steps], float64) if lrs is not None else None
-                check(lib.tg_program_run(prog._h, Xt._h, yt._h, _order_tensor(order)._h,
-                                         lr_t._h if lr_t is not None else ffi.NULL, out_t._h))
-                losses[pos:pos + steps] = out_t.numpy()
-                pos += steps
-                k = j
+        for rows, order in segments:
+            if rows not in self._programs:  # capture on this batch (it runs once, eagerly)
+                first = order[:rows]
+                losses[pos] = self._capture_step(rows, Xa[first], ya[first], dtype, yt.dtype,
+                                                 None if lrs is None else lrs[pos])
+                pos += 1
+                order = order[rows:]
+            steps = len(order) // rows
+            if steps == 0:
+                continue
+            out_t = _from_numpy(np.empty(steps, dtype=dtype.numpy), dtype)
+            lr_t = _from_numpy(lrs[pos:pos + steps], float64) if lrs is not None else None
+            check(lib.tg_program_run(self._programs[rows]._h, Xt._h, yt._h,
+                                     _order_tensor(order)._h,
+                                     lr_t._h if lr_t is not None else ffi.NULL, out_t._h))
+            losses[pos:pos + steps] = out_t.numpy()
+            pos += steps
         return losses
 
     def predict(self, X, batch_size=None):
