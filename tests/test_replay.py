@@ -234,21 +234,54 @@ def test_program_outlives_its_model():
     gc.collect()
 
 
-def test_what_cannot_be_captured_is_named():
+_UNCAPTURABLE = {
+    "detach": lambda out, t: F.mse_loss(out, t) + 0 * out.detach().sum(),
+    "comparison": lambda out, t: F.mse_loss(out, t) * (out > 0).float().mean(),
+    "argmax": lambda out, t: F.mse_loss(out, t) + 0 * out.argmax().float(),
+    "in-place": lambda out, t: F.mse_loss(out.clone().add_(1), t),
+    "integer": lambda out, t: F.mse_loss(out, t) + 0 * out.long().sum(),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_UNCAPTURABLE))
+def test_what_cannot_be_captured_is_named(what):
     X, y = _data("mse")
     m = _model("mse", tg.float32)
     opt = _optim("sgd", m.parameters())
-
-    def loss(out, target):
-        return F.mse_loss(out, target) + 0 * out.detach().sum()
-
-    with pytest.raises(RuntimeError, match="detach"):
-        tg.compile(m, loss, opt).run(X, y, batch_size=5)
+    fn = _UNCAPTURABLE[what]
+    with pytest.raises((RuntimeError, TypeError), match="can't be part of a captured step|can't be captured"):
+        tg.compile(m, fn, opt).run(X, y, batch_size=5)
     # the thread is not left capturing: eager mode and a new compile work
     x = tg.ones(2, requires_grad=True)
     (x * 2).sum().backward()
     assert x.grad.numpy().tolist() == [2.0, 2.0]
     tg.compile(m, "mse", opt).run(X, y, batch_size=5)
+
+
+def test_ops_under_no_grad_and_on_constants_are_replayed():
+    """Values computed inside the step from the batch (x / 2 under no_grad, a scale from a
+    constant) are recomputed each step, never frozen at the captured one."""
+    X, y = _data("mse", n=12)
+    scale = tg.tensor(0.5)
+
+    def loss(out, t):
+        with tg.no_grad():
+            w = (t * t + 1) ** -1  # per-sample weights from the targets
+        return ((out - t) ** 2 * w * scale).mean()
+
+    m1, m2 = _model("mse", tg.float64), _model("mse", tg.float64)
+    o1, o2 = _optim("sgd", m1.parameters()), _optim("sgd", m2.parameters())
+    losses = []
+    for e in range(3):
+        for idx in batch_indices(12, 4, e, True, 0, False):
+            o1.zero_grad()
+            value = loss(m1(tg.tensor(X[idx])), tg.tensor(y[idx]).reshape(-1, 1))
+            value.backward()
+            o1.step()
+            losses.append(value.item())
+    got = tg.compile(m2, loss, o2).run(X, y, epochs=3, batch_size=4)
+    np.testing.assert_array_equal(got, losses)
+    _same_params(m1, m2)
 
 
 def test_compile_arguments():

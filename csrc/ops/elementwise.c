@@ -285,6 +285,7 @@ tg_tensor *tg_rpow_scalar(tg_tensor *a, double s) { return unary(TG_OP_RPOW_SCAL
 /* int64 ** a non-negative integer, by squaring, wrapping on overflow as PyTorch does.
  * Integers never require grad: not a row. */
 static tg_tensor *int_pow_scalar(tg_tensor *a, double s) {
+    if (tg_capture_guard("pow of an int64 tensor", a, NULL)) return NULL;
     if (!(s >= 0) || s != (double)(int64_t)s || s > 9.2e18) {
         tg_fail(TG_ERR_ARG, "pow: an int64 tensor can only be raised to a non-negative integer "
                             "power (got %g); convert it with .float() first", s);

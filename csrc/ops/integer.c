@@ -4,6 +4,7 @@
 #include "../internal.h"
 
 tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
+    if (tg_capture_guard("sum of an integer tensor", a, NULL)) return NULL;
     if (!all_dims && tg_normalize_dim("sum", a->ndim, &dim)) return NULL;
     int64_t shape[TG_MAX_DIMS] = {0};
     int ndim = tg_reduced_shape(a, all_dims, dim, keepdim, shape);
@@ -32,6 +33,7 @@ tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
  * PyTorch. An empty reduction is an error (there is no index to give). */
 static tg_tensor *arg_extreme(tg_tensor *a, int all_dims, int dim, int keepdim, int want_max) {
     const char *name = want_max ? "argmax" : "argmin";
+    if (tg_capture_guard(name, a, NULL)) return NULL;
     if (!a) {
         tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", name);
         return NULL;

@@ -180,6 +180,7 @@ const tg_op_info tg_row_cast = {.name = "to",
 tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype) {
     tg_op_args args = {.op = TG_OP_CAST, .n_in = 1, .iparam = {(int)dtype}};
     if (!a || (is_float(a->dtype) && is_float(dtype))) return tg_apply(&args, &a);
+    if (tg_capture_guard("conversion to or from an integer dtype", a, NULL)) return NULL;
     args.present = 1;
     tg_meta_of(a, &args.in[0]);
     if (cast_check(&args) != TG_OK) return NULL;
@@ -194,6 +195,8 @@ tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype) {
 
 tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
     if (!dst || !src) return tg_fail(TG_ERR_ARG, "copy_: got a NULL tensor");
+    tg_status guard = tg_capture_guard("an in-place write (copy_, +=, fill_, ...)", dst, src);
+    if (guard) return guard;
     if (tg_is_grad_enabled()) {
         if (dst->requires_grad && !dst->node)
             return tg_fail(TG_ERR_STATE,
@@ -278,6 +281,7 @@ tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op) {
         tg_fail(TG_ERR_ARG, "compare: got a NULL tensor");
         return NULL;
     }
+    if (tg_capture_guard("a comparison", a, b)) return NULL;
     if ((int)op < 0 || (int)op > TG_CMP_GE) {
         tg_fail(TG_ERR_ARG, "compare: invalid comparison %d", (int)op);
         return NULL;
