@@ -6,8 +6,8 @@ import pytest
 
 # TAPEGRAD_NO_TORCH=1 runs the suite as on a machine without PyTorch (tests/notorch/
 # sitecustomize.py hides it, here and, through PYTHONPATH, in child processes): every
-# parity test must skip cleanly. The sanitizer job (.ci/asan) needs it: PyTorch cannot load
-# under ASan.
+# parity test must skip cleanly. The sanitizer job (.ci/asan) uses it for its PyTorch-free
+# subset.
 if os.environ.get("TAPEGRAD_NO_TORCH", "") not in ("", "0"):
     _NOTORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notorch")
     os.environ["PYTHONPATH"] = os.pathsep.join(

@@ -3,7 +3,7 @@ TAPEGRAD_NO_TORCH=1, so child processes inherit it) ``import torch`` raises
 ModuleNotFoundError and ``importlib.util.find_spec("torch")`` is None, as on a machine
 without PyTorch. The path finder is wrapped rather than ``sys.modules["torch"] = None``
 because libraries such as scipy read ``sys.modules["torch"]`` and expect a module or no
-entry. The sanitizer job (.ci/asan) relies on it: PyTorch cannot load under ASan."""
+entry. The sanitizer job (.ci/asan) uses it for its PyTorch-free subset."""
 import sys
 from importlib.machinery import PathFinder
 
