@@ -29,11 +29,13 @@ CORE_FLAGS = ["-std=c11", "-O3", "-Wall", "-Wextra", "-D_POSIX_C_SOURCE=200809L"
               "-fno-math-errno", "-fPIC", "-g0"]
 # TAPEGRAD_SANITIZE=address,undefined,float-cast-overflow builds the core instrumented
 # (`python setup.py build_ext --inplace` in a copy of the tree, then run Python with
-# LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0). The C tests
-# (tests/test_c_library.py, tests/c/) run their own sanitizer builds.
+# LD_PRELOAD="libasan.so libstdc++.so": .ci/asan does both, see docs/testing.md). The C
+# tests (tests/test_c_library.py, tests/c/) run their own sanitizer builds.
 SANITIZE = os.environ.get("TAPEGRAD_SANITIZE", "")
+# -fno-wrapv: Python's CFLAGS (which setuptools passes first) carry -fwrapv, under which
+# signed overflow is defined and UBSan's signed-integer-overflow check is compiled out.
 SANITIZE_FLAGS = ([f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-                   "-g"] if SANITIZE else [])
+                   "-g", "-fno-wrapv"] if SANITIZE else [])
 
 
 def _version():
