@@ -86,6 +86,7 @@ struct tg_program {
     int inputs[2];   /* buffers of the declared inputs, -1 none */
     int64_t batch;   /* rows of input 0 */
     int output;      /* buffer of the declared output (the loss) */
+    long running; /* a run holds the program (atomic flag: a second run at once fails) */
     tg_tensor *arena;
     void *scratch;
     size_t scratch_bytes;
@@ -705,9 +706,33 @@ static tg_status run_step(tg_program *p) {
     return TG_OK;
 }
 
+static tg_status program_run(tg_program *p, const tg_tensor *x, const tg_tensor *y,
+                             const tg_tensor *order, const tg_tensor *lr, tg_tensor *out);
+
 tg_status tg_program_run(tg_program *p, const tg_tensor *x, const tg_tensor *y,
                          const tg_tensor *order, const tg_tensor *lr, tg_tensor *out) {
     if (!p) return tg_fail(TG_ERR_ARG, "run: program is NULL");
+#if defined(_MSC_VER) && !defined(__clang__)
+    int taken = _InterlockedCompareExchange((volatile long *)&p->running, 1, 0) == 0;
+#else
+    long idle = 0;
+    int taken = __atomic_compare_exchange_n(&p->running, &idle, 1, 0, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED);
+#endif
+    if (!taken)
+        return tg_fail(TG_ERR_STATE, "run: this program is being run by another thread; run a "
+                                     "program from one thread at a time");
+    tg_status st = program_run(p, x, y, order, lr, out);
+#if defined(_MSC_VER) && !defined(__clang__)
+    _InterlockedExchange((volatile long *)&p->running, 0);
+#else
+    __atomic_store_n(&p->running, 0, __ATOMIC_RELEASE);
+#endif
+    return st;
+}
+
+static tg_status program_run(tg_program *p, const tg_tensor *x, const tg_tensor *y,
+                             const tg_tensor *order, const tg_tensor *lr, tg_tensor *out) {
     if (p->state != 2) return tg_fail(TG_ERR_STATE, "run: the program was not captured successfully");
     if (tls_capture) return tg_fail(TG_ERR_STATE, "run: this thread is capturing a program");
     if (!order || order->dtype != TG_INT64 || order->ndim != 1)
