@@ -363,3 +363,69 @@ def test_switch_and_counters_are_per_thread():
     finally:
         lib.tg_debug_fail_allocation(0)
     assert seen["allocs"] > 0 and seen["value"] == 4.0
+
+
+# ---------------------------------------------------------------------- replay
+def _replay_state(opt_kind, captured):
+    """A model, its optimizer and its compiled step; captured: the first run (which
+    captures the step) is done."""
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+
+    def make():
+        tg.manual_seed(0)
+        model = tg.nn.MLP([4, 6, 3], dtype=tg.float64)
+        opt = (tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9) if opt_kind == "sgd"
+               else tg.optim.Adam(model.parameters(), lr=0.01))
+        s = {"model": model, "opt": opt, "step": tg.compile(model, "cross_entropy", opt)}
+        if captured:
+            s["step"].run(X, y, epochs=1, batch_size=4, shuffle=False)
+        return s
+
+    def run(s):
+        s["losses"] = s["step"].run(X, y, epochs=3, batch_size=4, shuffle=False)
+
+    def result(s):
+        return [p.numpy() for p in s["model"].parameters()] + [s["losses"]]
+    return make, run, result
+
+
+@pytest.mark.parametrize("opt_kind", ["sgd", "adam"])
+def test_replayed_run(opt_kind):
+    """Every allocation of a replayed run happens before its first step (nothing is
+    allocated per step): each failure is a clean MemoryError with nothing updated, and
+    the run then gives a clean run's numbers."""
+    make, run, result = _replay_state(opt_kind, captured=True)
+    count, raised = sweep(make, run, result)
+    assert raised == count  # no allocation is absorbed: each one is the run's, up front
+
+
+@pytest.mark.parametrize("opt_kind", ["sgd", "adam"])
+def test_replay_capture(opt_kind):
+    """A failed allocation while capturing (the step's own, or the program's bookkeeping
+    and planning) ends the run in a clean MemoryError, leaks nothing, leaves the thread
+    not capturing, and the model can be compiled and trained afterwards."""
+    make, run, _ = _replay_state(opt_kind, captured=False)
+    ref = make()
+    run(ref)  # warm-up
+    ref = make()
+    count = _count(run, ref)
+    del ref
+    assert count > 0
+    for n in range(1, count + 1):
+        base = _live(collect=n == 1)
+        state = make()
+        lib.tg_debug_fail_allocation(n)
+        try:
+            run(state)
+        except MemoryError as exc:
+            assert "memory" in str(exc), str(exc)
+        finally:
+            lib.tg_debug_fail_allocation(0)
+        # usable: a fresh compile of the same model trains
+        state["step"] = tg.compile(state["model"], "cross_entropy", state["opt"])
+        run(state)
+        assert all(np.isfinite(p.numpy()).all() for p in state["model"].parameters())
+        del state
+        assert _live() == base or _young_gc() == base or _live(collect=True) == base, \
+            f"allocation {n} of {count}: {_live() - base} blocks leaked"
