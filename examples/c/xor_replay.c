@@ -153,7 +153,7 @@ static int xor_train_replay(int epochs, double lr, double *epoch_loss, float pre
     /* step 0: run eagerly, once, while it is captured */
     ok = ok && capture_train_step(train, &net, opt, xb, yb, &loss0, err) == 0;
     /* steps 1 .. steps-1 in one call; the loss of step s is written at losses[s - 1]. A
-     * failing step (e.g. a BCE target outside [0, 1]: TG_ERR_VALUE) stops the run there,
+     * failing data check (e.g. a BCE target outside [0, 1]: TG_ERR_ARG) stops the run there,
      * the steps before it done, and the message names the step. */
     ok = ok && made(err, order = row_order(replayed, 1), "order") &&
          made(err, losses = tg_zeros(TG_FLOAT32, 1, &replayed), "losses");
