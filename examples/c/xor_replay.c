@@ -195,6 +195,7 @@ static int xor_train_replay(int epochs, double lr, double *epoch_loss, float pre
     return ok ? 0 : -1;
 }
 
+#ifndef XOR_REPLAY_NO_MAIN
 static int compare_doubles(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -293,3 +294,4 @@ int main(int argc, char **argv) {
     free(losses);
     return 0;
 }
+#endif
