@@ -48,7 +48,7 @@ def programs(tmp_path_factory):
     out = tmp_path_factory.mktemp("cexamples")
     flags = _config("--cflags", "--libs")
     built = {}
-    for name in ("xor", "xor_threads", "xor_infer", "fit_line"):
+    for name in ("xor", "xor_replay", "xor_threads", "xor_infer", "fit_line"):
         exe = str(out / name)
         _run([CC, *CFLAGS, os.path.join(EXAMPLES, name + ".c"), *flags, "-o", exe])
         built[name] = exe
@@ -202,8 +202,9 @@ def test_c_examples_are_clean_under_valgrind(programs, tmp_path):
     model, _ = _xor_model(steps=5)
     weights = str(tmp_path / "xor.npz")
     tg.save(model.state_dict(), weights)
-    for cmd in ([programs["xor"], "300"], [programs["xor_threads"], "100"],
-                [programs["xor_infer"], weights], [programs["fit_line"]]):
+    for cmd in ([programs["xor"], "300"], [programs["xor_replay"], "300"],
+                [programs["xor_threads"], "100"], [programs["xor_infer"], weights],
+                [programs["fit_line"]]):
         proc = subprocess.run([VALGRIND, "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
                                "--errors-for-leak-kinds=definite", *cmd], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
@@ -242,8 +243,8 @@ def test_c_examples_are_clean_under_address_and_ub_sanitizers(sanitized_objects,
     tg.save(model.state_dict(), weights)
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    for name, args in (("xor", ["300"]), ("xor_threads", ["100"]), ("xor_infer", [weights]),
-                       ("fit_line", [])):
+    for name, args in (("xor", ["300"]), ("xor_replay", ["300"]), ("xor_threads", ["100"]),
+                       ("xor_infer", [weights]), ("fit_line", [])):
         exe = str(out / name)
         if not os.path.exists(exe):
             _run([CC, *flags, os.path.join(EXAMPLES, name + ".c"), *objects, "-lm", "-o", exe])

@@ -49,3 +49,17 @@ def test_gd_modes_example(tmp_path):
     for mode in ("full-batch", "stochastic", "mini-batch"):
         assert mode in out
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "modes.png"])
+
+
+def test_threads_benchmark_runs_and_threads_give_the_serial_weights():
+    # benchmarks/threads.py --quick: two Python threads training two MLPs at once, eager
+    # and with tapegrad.compile replay, end with bitwise the weights of the serial runs
+    # (the times it prints are not checked)
+    script = EXAMPLES.parent / "benchmarks" / "threads.py"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["eager", "replay"]
+    assert all(r[-2:] == ["yes", "(bitwise)"] for r in rows), proc.stdout
