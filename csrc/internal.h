@@ -73,9 +73,12 @@ struct tg_tensor {
 
 /* ------------------------------------------------------------------ the op table */
 
-/* Every recorded op, once: X(ENUM_SUFFIX, row) gives the enum value TG_OP_<ENUM_SUFFIX>
- * and the row tg_row_<row>, defined beside the op's kernels in ops/ (see "op rows"
- * below). Adding an op is one line here and its row with its kernels. */
+/* Every op, once: X(ENUM_SUFFIX, row) gives the enum value TG_OP_<ENUM_SUFFIX> and the
+ * row tg_row_<row>, defined beside the op's kernels in ops/ (see "op rows" below).
+ * Adding an op is one line here and its row with its kernels. The ops from EQ on carry
+ * no gradient (comparisons, conversions to or from int64 / bool, integer sums, argmax,
+ * int64 powers): rows without a backward kernel, never recorded on the tape, but run
+ * through tg_apply like every op, so a captured step replays them. */
 #define TG_OP_LIST(X) \
     X(ADD, add) \
     X(SUB, sub) \
@@ -108,7 +111,18 @@ struct tg_tensor {
     X(POW, pow) \
     X(RPOW_SCALAR, rpow_scalar) \
     X(CAST, cast) \
-    X(SELECT, select)
+    X(SELECT, select) \
+    X(EQ, eq) \
+    X(NE, ne) \
+    X(LT, lt) \
+    X(LE, le) \
+    X(GT, gt) \
+    X(GE, ge) \
+    X(TO_INT, to_int) \
+    X(INT_SUM, int_sum) \
+    X(ARGMAX, argmax) \
+    X(ARGMIN, argmin) \
+    X(INT_POW, int_pow)
 
 typedef enum {
 #define TG_OP_ENUM_(ID, row) TG_OP_##ID,

@@ -1266,3 +1266,158 @@ def assert_within_bound(ours, theirs, ref, bound, what):
     assert msg is None, f"{what} (tapegrad vs float64 reference): {msg}"
     msg = bound_mismatch(theirs, ref, bound, mask)
     assert msg is None, f"{what} (PyTorch vs float64 reference -- the bound is too tight): {msg}"
+
+
+# ---------------------------------------------------------------------- ops without a gradient
+# Comparisons, conversions to or from int64 / bool, integer sums, argmax / argmin and int64
+# powers are rows of the C table without a backward kernel: never recorded on the tape
+# (their outputs never require grad, even from inputs that do), but run through the one
+# eager path, so a captured step replays them (tests/test_replay.py). Their results are
+# exact, so tests/test_ops.py compares them with PyTorch bit for bit. Sample inputs keep
+# their numpy dtype: float64 arrays run as float32 and float64, int64 and bool as they are.
+@dataclass
+class NoGradOpInfo:
+    name: str
+    tg: Callable  # (*tapegrad tensors, **kwargs) -> tensor
+    torch: Callable  # (*torch tensors, **kwargs) -> tensor
+    samples: Callable  # () -> list[Sample]
+    errors: Callable  # () -> list[ErrorSample]
+
+    def __repr__(self):
+        return self.name
+
+
+_NAN_INF = arr([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.0, 0.5])
+
+
+def _compare_samples(name):
+    def samples():
+        rng = _rng(name)
+        out = []
+        for sa, sb in BINARY_SHAPES:  # rounded to a few values so equal elements occur
+            a, b = np.round(make(sa, "real", rng)), np.round(make(sb, "real", rng))
+            out.append(Sample((a, b), desc=f"{sa} {name} {sb}"))
+        out.append(Sample(_all_pairs(_NAN_INF, _NAN_INF), desc="NaN/Inf: all pairs"))
+        out.append(Sample((np.array([[3, -1, 0]], dtype=i64), np.array([[3], [0]], dtype=i64)),
+                          desc="int64, broadcast"))
+        out.append(Sample((np.array([True, False, True]), np.array([[True], [False]])),
+                          desc="bool, broadcast"))
+        out.append(Sample((z(0, 3, dtype=f64), make((3,), "real", rng)), desc="empty"))
+        return out
+
+    return samples
+
+
+def _compare_errors(name):
+    return lambda: [ErrorSample((z(2, 3), z(4)), {}, ValueError,
+                                rf"^{name}: shapes \(2, 3\) and \(4,\) are not broadcastable",
+                                "shapes")]
+
+
+def _to_int_tg(a, dtype):
+    return a.to(getattr(tg, dtype))
+
+
+def _to_int_torch(a, dtype):
+    import torch
+    return a.to(getattr(torch, dtype))
+
+
+def _to_int_samples():
+    rng = _rng("to_int")
+    x = make((2, 3), "real", rng) * 3
+    special = arr([np.nan, np.inf, -np.inf, 1e300, -2.7, 2.7, -0.0, 0.0, 9.3e18, -9.2e18])
+    ints = np.array([[0, 1, -5], [2 ** 40, -(2 ** 62), 7]], dtype=i64)
+    bools = np.array([[True], [False]])
+    out = []
+    for dt in ("int64", "bool"):
+        out += [Sample((np.float64(1.5),), {"dtype": dt}, desc=f"0-d float to {dt}"),
+                Sample((x,), {"dtype": dt}, desc=f"float to {dt}"),
+                Sample((special,), {"dtype": dt}, desc=f"NaN, Inf, out of range to {dt}"),
+                Sample((z(1, 0, dtype=f64),), {"dtype": dt}, desc=f"empty float to {dt}")]
+    for dt in ("float32", "float64", "bool", "int64"):
+        out.append(Sample((ints,), {"dtype": dt}, desc=f"int64 to {dt}"))
+    for dt in ("float32", "float64", "int64", "bool"):
+        out.append(Sample((bools,), {"dtype": dt}, desc=f"bool to {dt}"))
+    return out
+
+
+def _int_sum_tg(a, dim=None, keepdim=False):
+    return a.sum() if dim is None else a.sum(dim, keepdim=keepdim)
+
+
+def _int_sum_torch(a, dim=None, keepdim=False):
+    return a.sum() if dim is None else a.sum(dim, keepdim=keepdim)
+
+
+def _int_samples(name, with_bool):
+    def samples():
+        rng = _rng(name)
+        ints = rng.integers(-5, 6, size=(2, 3, 4)).astype(i64)
+        out = [Sample((np.int64(7),), desc="0-d"),
+               Sample((np.int64(7),), {"dim": 0}, desc="0-d, dim 0"),
+               Sample((np.array([[4], [-2]], dtype=i64),), {"dim": 1}, desc="size-1 dim")]
+        for dim in (None, 0, 1, -1):
+            for keepdim in (False, True):
+                out.append(Sample((ints,), {"dim": dim, "keepdim": keepdim},
+                                  desc=f"int64 dim={dim} keepdim={keepdim}"))
+        if with_bool:
+            b = rng.integers(0, 2, size=(3, 5)).astype(bool)
+            out += [Sample((b,), {"dim": d}, desc=f"bool dim={d}") for d in (None, 0, 1)]
+            out.append(Sample((np.array([2 ** 62, 2 ** 62, 2 ** 62], dtype=i64),), desc="wraps"))
+            out.append(Sample((np.zeros((0, 3), dtype=i64),), {"dim": 0}, desc="empty"))
+        else:  # argmax / argmin: floats too, ties and NaN
+            f = np.round(make((3, 4), "real", rng))
+            out += [Sample((f,), {"dim": d}, desc=f"float dim={d}") for d in (None, 0, 1)]
+            out.append(Sample((arr([[1.0, np.nan, 3.0, np.nan], [2.0, 2.0, -np.inf, np.inf]]),),
+                              {"dim": 1}, desc="NaN, ties, infinities"))
+            out.append(Sample((np.zeros((0, 3)),), {"dim": 1}, desc="empty outer dim"))
+        return out
+
+    return samples
+
+
+def _arg_tg(name):
+    def fn(a, dim=None, keepdim=False):
+        return getattr(a, name)() if dim is None else getattr(a, name)(dim, keepdim=keepdim)
+    return fn
+
+
+def _arg_errors(name):
+    return lambda: [
+        ErrorSample((np.array([True, False]),), {}, TypeError, rf"^{name}: not supported for bool tensors",
+                    "bool"),
+        ErrorSample((np.zeros((2, 0)),), {"dim": 1}, IndexError,
+                    rf"^{name}: cannot take the {name} of an empty dimension", "empty dim"),
+        ErrorSample((np.zeros((2, 3)),), {"dim": 2}, IndexError, rf"^{name}: dim 2 out of range",
+                    "dim")]
+
+
+def _int_pow_samples():
+    rng = _rng("int_pow")
+    x = rng.integers(-4, 5, size=(2, 3)).astype(i64)
+    return ([Sample((np.int64(3),), {"s": 2}, desc="0-d"),
+             Sample((np.array([[2], [-3]], dtype=i64),), {"s": 3}, desc="size-1 dim"),
+             Sample((np.array([3, 5, -7], dtype=i64),), {"s": 40}, desc="wraps")]
+            + [Sample((x,), {"s": s}, desc=f"** {s}") for s in (0, 1, 2, 5)])
+
+
+NOGRAD_ROWS = [NoGradOpInfo(name, getattr(operator, name), getattr(operator, name),
+                            _compare_samples(name), _compare_errors(name))
+               for name in ("eq", "ne", "lt", "le", "gt", "ge")]
+NOGRAD_ROWS += [
+    NoGradOpInfo("to_int", _to_int_tg, _to_int_torch, _to_int_samples, lambda: [
+        ErrorSample((np.arange(3, dtype=i64),), {}, TypeError, r"unsupported dtype 'int32'",
+                    "a dtype tapegrad lacks", call=lambda a: a.to("int32"))]),
+    NoGradOpInfo("int_sum", _int_sum_tg, _int_sum_torch, _int_samples("int_sum", True), lambda: [
+        ErrorSample((np.arange(6, dtype=i64).reshape(2, 3),), {"dim": 2}, IndexError,
+                    r"^sum: dim 2 out of range", "dim")]),
+    NoGradOpInfo("argmax", _arg_tg("argmax"), _arg_tg("argmax"), _int_samples("argmax", False),
+                 _arg_errors("argmax")),
+    NoGradOpInfo("argmin", _arg_tg("argmin"), _arg_tg("argmin"), _int_samples("argmin", False),
+                 _arg_errors("argmin")),
+    NoGradOpInfo("int_pow", lambda a, s: a ** s, lambda a, s: a ** s, _int_pow_samples, lambda: [
+        ErrorSample((np.arange(3, dtype=i64),), {"s": -1}, ValueError,
+                    r"^pow: an int64 tensor can only be raised to a non-negative integer", "** -1")]),
+]
+NOGRAD_ROWS_BY_NAME = {row.name: row for row in NOGRAD_ROWS}

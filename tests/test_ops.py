@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from op_table import (BOUNDS, F, R, RTOL, ROWS, ROWS_BY_NAME, assert_close, assert_within_bound,
-                      float_inputs, grad_mask, grad_output, rounded_sample, run_reference, run_tg,
-                      run_torch, run_torch64, to_tg)
+from op_table import (BOUNDS, F, NOGRAD_ROWS, NOGRAD_ROWS_BY_NAME, R, RTOL, ROWS, ROWS_BY_NAME,
+                      assert_close, assert_within_bound, float_inputs, grad_mask, grad_output,
+                      rounded_sample, run_reference, run_tg, run_torch, run_torch64, to_tg)
 
 DTYPES = [tg.float32, tg.float64]
 DTYPE_IDS = ["float32", "float64"]
@@ -39,13 +39,18 @@ def _samples(row):
 
 # ---------------------------------------------------------------------- the table itself
 def test_every_c_op_has_a_row():
+    """Every C op has one row: in ROWS (differentiable) or in NOGRAD_ROWS (no gradient)."""
     names = tg.op_names()
     assert len(names) == len(set(names)), f"duplicate op names in the C table: {names}"
-    missing = sorted(set(names) - set(ROWS_BY_NAME))
-    stale = sorted(set(ROWS_BY_NAME) - set(names))
+    both = sorted(set(ROWS_BY_NAME) & set(NOGRAD_ROWS_BY_NAME))
+    assert not both, f"ops with a row in both ROWS and NOGRAD_ROWS: {both}"
+    rows = set(ROWS_BY_NAME) | set(NOGRAD_ROWS_BY_NAME)
+    missing = sorted(set(names) - rows)
+    stale = sorted(rows - set(names))
     assert not missing, f"ops without a row in tests/op_table.py: {missing}"
     assert not stale, f"rows for ops the C core does not have: {stale}"
     assert len(ROWS) == len(ROWS_BY_NAME), "two rows share a name"
+    assert len(NOGRAD_ROWS) == len(NOGRAD_ROWS_BY_NAME), "two rows share a name"
 
 
 # matmul and linear take 1-D and 2-D operands only (0-d operands are their error samples)
@@ -300,3 +305,75 @@ def test_vs_reference(row):
         compared += 1
     if not compared:
         pytest.skip(f"the reference engine has no {row.name}")
+
+
+# ---------------------------------------------------------------------- ops without a gradient
+# NOGRAD_ROWS (tests/op_table.py): comparisons, conversions to or from int64 / bool,
+# integer sums, argmax / argmin, int64 powers. Exact results: bit for bit PyTorch's.
+def _nograd_rows():
+    return pytest.mark.parametrize("row", NOGRAD_ROWS, ids=[r.name for r in NOGRAD_ROWS])
+
+
+def _nograd_tg(x, dtype, requires_grad=False):
+    x = np.asarray(x)
+    if x.dtype.kind == "b":
+        return tg.tensor(x, dtype=tg.bool)
+    return to_tg(x, dtype, requires_grad and x.dtype.kind == "f")
+
+
+def _nograd_torch(x, dtype):
+    import torch
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            x = x.astype(dtype.numpy)
+    return torch.from_numpy(x.copy())
+
+
+@_nograd_rows()
+def test_nograd_rows_cover_odd_shapes_and_errors(row):
+    samples = row.samples()
+    shapes = [np.shape(x) for s in samples for x in s.inputs]
+    assert () in shapes, f"{row.name}: no 0-d sample"
+    assert any(1 in sh for sh in shapes), f"{row.name}: no sample with a size-1 dim"
+    assert any(0 in sh for sh in shapes) or row.name == "int_pow", f"{row.name}: no empty sample"
+    assert row.errors(), f"{row.name}: no error samples"
+
+
+@_nograd_rows()
+@_dtypes()
+def test_nograd_forward_is_torch_bitwise(row, dtype):
+    pytest.importorskip("torch")
+    for s in row.samples():
+        ours = row.tg(*[_nograd_tg(x, dtype) for x in s.inputs], **s.kwargs)
+        theirs = row.torch(*[_nograd_torch(x, dtype) for x in s.inputs], **s.kwargs).numpy()
+        got = ours.numpy()
+        assert got.dtype == theirs.dtype and got.shape == theirs.shape, \
+            f"{row.name} {s.desc}: {got.dtype}{got.shape} vs PyTorch {theirs.dtype}{theirs.shape}"
+        assert got.tobytes() == theirs.tobytes(), f"{row.name} {s.desc}: {got} vs PyTorch {theirs}"
+
+
+@_nograd_rows()
+def test_nograd_rows_are_never_recorded(row):
+    """Inputs that require grad give an output that does not (a leaf without grad_fn),
+    with the same bits as under no_grad; the inputs' graph is left alone."""
+    for s in row.samples():
+        leaves = [_nograd_tg(x, tg.float64, requires_grad=True) for x in s.inputs]
+        out = row.tg(*leaves, **s.kwargs)
+        assert not out.requires_grad and out.grad_fn is None and out.is_leaf, f"{row.name} {s.desc}"
+        with tg.no_grad():
+            again = row.tg(*leaves, **s.kwargs)
+        assert out.numpy().tobytes() == again.numpy().tobytes(), f"{row.name} {s.desc}"
+        assert all(leaf.grad is None for leaf in leaves)
+
+
+@_nograd_rows()
+def test_nograd_errors(row):
+    for e in row.errors():
+        tensors = [_nograd_tg(x, tg.float32 if np.asarray(x).dtype == np.float32 else tg.float64)
+                   for x in e.inputs]
+        fn = e.call or row.tg
+        with pytest.raises(e.exc, match=e.match):
+            fn(*tensors, **e.kwargs)
+        assert (tg.zeros(2) + 1).numpy().tolist() == [1.0, 1.0]
+

@@ -236,11 +236,87 @@ def test_program_outlives_its_model():
 
 _UNCAPTURABLE = {
     "detach": lambda out, t: F.mse_loss(out, t) + 0 * out.detach().sum(),
-    "comparison": lambda out, t: F.mse_loss(out, t) * (out > 0).float().mean(),
-    "argmax": lambda out, t: F.mse_loss(out, t) + 0 * out.argmax().float(),
     "in-place": lambda out, t: F.mse_loss(out.clone().add_(1), t),
-    "integer": lambda out, t: F.mse_loss(out, t) + 0 * out.long().sum(),
 }
+
+
+def _relu_mask(out, t):  # a mask of the step's own activations
+    return F.mse_loss(out * (out > 0).to(out.dtype), t)
+
+
+def _target_weights(out, t):  # weights from the batch: int64 conversion, ** and +, back
+    w = (t.long() ** 2 + 1).to(out.dtype)
+    return (((out - t) ** 2) / w).mean()
+
+
+def _counted(out, t):  # integer and bool sums, any / all, & and | of masks, ge / le / ne
+    pos = ((out >= 0) & (t <= 0)) | (out != out)
+    frac = pos.sum().to(out.dtype) / out.numel()
+    flag = (t > 1).any().to(out.dtype) + (out < 5).all().to(out.dtype)
+    return F.mse_loss(out, t) * (1 + frac) + 0.5 * flag * out.mean()
+
+
+def _argmax_weights(out, t):  # cross-entropy weighted by the misclassified rows
+    wrong = ~(out.argmax(1) == t)
+    w = 1 + wrong.to(out.dtype) + (out.argmin(1) == 0).to(out.dtype) * 0.5
+    return (F.cross_entropy(out, t, reduction="none") * w).mean() + 0 * out.argmax().to(out.dtype)
+
+
+_NOGRAD_LOSSES = {"relu_mask": ("mse", _relu_mask), "target_weights": ("mse", _target_weights),
+                  "counted": ("mse", _counted), "argmax_weights": ("cross_entropy", _argmax_weights)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("what", sorted(_NOGRAD_LOSSES))
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_masks_and_integer_ops_are_replayed(dtype, what, batch_size):
+    """Comparisons, conversions to or from int64 / bool, integer sums, argmax / argmin and
+    int64 powers computed inside the step (no gradient flows through them) are replayed
+    each step from that step's values, never frozen at the captured ones: bitwise the
+    eager loop's losses, parameters and gradients."""
+    kind, loss = _NOGRAD_LOSSES[what]
+    X, y = _data(kind, n=12)
+    y = y * 2 if kind == "mse" else y  # targets past +-1: t.long() is not all zero
+    m1, m2 = _model(kind, dtype), _model(kind, dtype)
+    o1, o2 = _optim("momentum", m1.parameters()), _optim("momentum", m2.parameters())
+    ydt = tg.int64 if kind == "cross_entropy" else dtype
+    losses = []
+    for e in range(3):
+        for idx in batch_indices(12, batch_size, e, True, 0, False):
+            yb = tg.tensor(y[idx], dtype=ydt)
+            if ydt is not tg.int64:
+                yb = yb.reshape(-1, 1)
+            o1.zero_grad()
+            value = loss(m1(tg.tensor(X[idx], dtype=dtype)), yb)
+            value.backward()
+            o1.step()
+            losses.append(value.item())
+    got = tg.compile(m2, loss, o2).run(X, y, epochs=3, batch_size=batch_size)
+    np.testing.assert_array_equal(got, np.array(losses, dtype=dtype.numpy))
+    _same_params(m1, m2)
+
+
+def test_a_mask_is_not_frozen_at_the_captured_step():
+    """The mask of the captured batch differs from later batches' (so a frozen one would
+    give other losses): replay recomputes it and matches eager."""
+    X, y = _data("mse", n=8)
+    X = np.vstack([np.full((4, 3), 5.0), np.full((4, 3), -5.0)])
+    m1, m2 = _model("mse", tg.float64), _model("mse", tg.float64)
+    o1, o2 = _optim("sgd", m1.parameters()), _optim("sgd", m2.parameters())
+
+    def loss(out, t):
+        return F.mse_loss(out, t) * (1 + (out.sum() > 0).to(out.dtype) * 3)
+
+    losses = []
+    for idx in batch_indices(8, 4, 0, False, 0, False):
+        o1.zero_grad()
+        value = loss(m1(tg.tensor(X[idx], dtype=tg.float64)), tg.tensor(y[idx]).reshape(-1, 1))
+        value.backward()
+        o1.step()
+        losses.append(value.item())
+    got = tg.compile(m2, loss, o2).run(X, y, batch_size=4, shuffle=False)
+    np.testing.assert_array_equal(got, losses)
+    _same_params(m1, m2)
 
 
 @pytest.mark.parametrize("what", sorted(_UNCAPTURABLE))

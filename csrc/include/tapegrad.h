@@ -361,9 +361,12 @@ tg_status tg_optim_load_state(tg_optim *opt, int64_t param_index, int which,
  * also ops under no_grad and ops on tensors that need no gradient, so values computed from
  * the batch are recomputed each step. Tensors the step reads but did not compute (the
  * parameters, constants) are used where they are: a run sees their current values. What
- * a program can't replay fails the capture with TG_ERR_STATE naming it: ops that are not
- * rows (integer ops, comparisons, argmax), in-place writes, backward with an explicit
- * gradient. Python control flow that depends on values is frozen at the captured step.
+ * a program can't replay fails the capture with TG_ERR_STATE naming it: in-place writes,
+ * tg_detach of a tensor of the step, assigning a gradient, backward with an explicit
+ * gradient. Ops without a gradient (comparisons, argmax / argmin, integer sums and powers,
+ * conversions to or from int64 / bool) are recorded and replayed like every other op, so
+ * a mask computed inside the step is recomputed each step. Control flow that depends on
+ * values is frozen at the captured step.
  * Replayed steps run the same kernels, in the same order, on buffers zeroed and
  * accumulated as in eager mode: the results are bitwise those of the eager loop. Nothing
  * is allocated per step (buffers, gradients and one scratch area are planned at

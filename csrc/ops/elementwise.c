@@ -283,20 +283,21 @@ tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s) { return unary(TG_OP_RDIV_SCAL
 tg_tensor *tg_rpow_scalar(tg_tensor *a, double s) { return unary(TG_OP_RPOW_SCALAR, a, s); }
 
 /* int64 ** a non-negative integer, by squaring, wrapping on overflow as PyTorch does.
- * Integers never require grad: not a row. */
-static tg_tensor *int_pow_scalar(tg_tensor *a, double s) {
-    if (tg_capture_guard("pow of an int64 tensor", a, NULL)) return NULL;
-    if (!(s >= 0) || s != (double)(int64_t)s || s > 9.2e18) {
-        tg_fail(TG_ERR_ARG, "pow: an int64 tensor can only be raised to a non-negative integer "
-                            "power (got %g); convert it with .float() first", s);
-        return NULL;
-    }
-    tg_tensor *out = tg_tensor_new_like(a, 0);
-    if (!out) return NULL;
-    const int64_t *x = a->data;
-    int64_t *y = out->data;
-    uint64_t e0 = (uint64_t)s;
-    for (int64_t i = 0; i < a->numel; i++) {
+ * Integers never require grad: a row without a backward kernel ("int_pow"). */
+static tg_status int_pow_check(tg_op_args *a) {
+    const double s = a->scalar;
+    if (!(s >= 0) || s != (double)(int64_t)s || s > 9.2e18)
+        return tg_fail(TG_ERR_ARG, "pow: an int64 tensor can only be raised to a non-negative "
+                                   "integer power (got %g); convert it with .float() first", s);
+    a->out = a->in[0];
+    return TG_OK;
+}
+
+static void int_pow_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
+    const int64_t *x = b->in[0];
+    int64_t *y = b->out;
+    const uint64_t e0 = (uint64_t)a->scalar;
+    for (int64_t i = 0; i < a->out.numel; i++) {
         uint64_t base = (uint64_t)x[i], r = 1;
         for (uint64_t e = e0; e; e >>= 1) {
             if (e & 1) r *= base;
@@ -304,8 +305,15 @@ static tg_tensor *int_pow_scalar(tg_tensor *a, double s) {
         }
         y[i] = (int64_t)r;
     }
-    return out;
 }
+
+const tg_op_info tg_row_int_pow = {.name = "int_pow",
+                                   .saves = 0,
+                                   .check = int_pow_check,
+                                   .forward = int_pow_forward,
+                                   .backward_kernel = NULL};
+
+static tg_tensor *int_pow_scalar(tg_tensor *a, double s) { return unary(TG_OP_INT_POW, a, s); }
 
 tg_tensor *tg_pow_scalar(tg_tensor *a, double s) {
     if (a && a->dtype == TG_INT64) return int_pow_scalar(a, s);

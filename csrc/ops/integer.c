@@ -1,63 +1,98 @@
-/* ops/integer.c — reductions that give or take integers, never recorded (integers carry
- * no gradient): the sum of int64 and bool tensors (int64 wraps on overflow, as PyTorch's
- * does; bool counts the true elements), argmax and argmin. */
+/* ops/integer.c — reductions that give or take integers, rows without a backward kernel
+ * (integers carry no gradient: never recorded, but replayed in a captured step): the
+ * sum of int64 and bool tensors (int64 wraps on overflow, as PyTorch's does; bool counts
+ * the true elements), argmax and argmin. */
 #include "../internal.h"
 
-tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
-    if (tg_capture_guard("sum of an integer tensor", a, NULL)) return NULL;
-    if (!all_dims && tg_normalize_dim("sum", a->ndim, &dim)) return NULL;
+#include <string.h>
+
+/* iparam = {all_dims, dim, keepdim} (dim normalised here); dims = {outer, len, inner}:
+ * the input viewed as (outer, len, inner) around the reduced dim(s); the output's meta,
+ * int64. */
+static tg_status int_reduce_meta(const char *name, tg_op_args *args) {
+    const tg_meta *a = &args->in[0];
+    int all_dims = args->iparam[0], dim = args->iparam[1], keepdim = args->iparam[2];
+    tg_status st;
+    if (!all_dims && (st = tg_normalize_dim(name, a->ndim, &dim))) return st;
+    args->iparam[1] = dim;
     int64_t shape[TG_MAX_DIMS] = {0};
-    int ndim = tg_reduced_shape(a, all_dims, dim, keepdim, shape);
-    tg_tensor *out = tg_tensor_new(TG_INT64, ndim, shape, 1);
-    if (!out) return NULL;
+    int ndim = 0;
+    for (int d = 0; d < a->ndim; d++) {
+        if (!(all_dims || d == dim)) shape[ndim++] = a->shape[d];
+        else if (keepdim) shape[ndim++] = 1;
+    }
+    tg_meta_set(&args->out, TG_INT64, ndim, shape);
     int64_t outer = 1, len = a->numel, inner = 1;
-    if (!all_dims) tg_split_dims(a, dim, &outer, &len, &inner);
-    uint64_t *y = out->data; /* unsigned: wrapping is defined */
-    if (outer * inner == 0) return out;
+    if (!all_dims) { /* tg_split_dims on a meta */
+        for (int d = 0; d < dim; d++) outer *= a->shape[d];
+        for (int d = dim + 1; d < a->ndim; d++) inner *= a->shape[d];
+        len = a->ndim ? a->shape[dim] : 1;
+    }
+    args->dims[0] = outer;
+    args->dims[1] = len;
+    args->dims[2] = inner;
+    return TG_OK;
+}
+
+/* ------------------------------------------------------------------ int_sum */
+
+static tg_status int_sum_check(tg_op_args *args) {
+    return int_reduce_meta("sum", args);
+}
+
+static void int_sum_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
+    const int64_t outer = args->dims[0], len = args->dims[1], inner = args->dims[2];
+    uint64_t *y = b->out; /* unsigned: wrapping is defined */
+    if (args->out.numel) memset(y, 0, (size_t)args->out.numel * sizeof *y);
+    if (outer * inner == 0) return;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t l = 0; l < len; l++) {
             int64_t base = (o * len + l) * inner;
-            if (a->dtype == TG_BOOL) {
-                const unsigned char *x = (const unsigned char *)a->data + base;
+            if (args->in[0].dtype == TG_BOOL) {
+                const unsigned char *x = (const unsigned char *)b->in[0] + base;
                 for (int64_t i = 0; i < inner; i++) y[o * inner + i] += x[i] != 0;
             } else {
-                const int64_t *x = (const int64_t *)a->data + base;
+                const int64_t *x = (const int64_t *)b->in[0] + base;
                 for (int64_t i = 0; i < inner; i++) y[o * inner + i] += (uint64_t)x[i];
             }
         }
-    return out;
 }
+
+const tg_op_info tg_row_int_sum = {.name = "int_sum",
+                                   .saves = 0,
+                                   .check = int_sum_check,
+                                   .forward = int_sum_forward,
+                                   .backward_kernel = NULL};
+
+tg_tensor *tg_int_sum(tg_tensor *a, int all_dims, int dim, int keepdim) {
+    tg_op_args args = {.op = TG_OP_INT_SUM, .n_in = 1, .iparam = {all_dims, dim, keepdim}};
+    return tg_apply(&args, &a);
+}
+
+/* ------------------------------------------------------------------ argmax, argmin */
 
 /* Index of the largest (smallest) element along dim, or of the flattened tensor; ties
  * give the first index, NaN counts as larger (and smaller) than everything, as in
  * PyTorch. An empty reduction is an error (there is no index to give). */
-static tg_tensor *arg_extreme(tg_tensor *a, int all_dims, int dim, int keepdim, int want_max) {
+static tg_status arg_check(tg_op_args *args) {
+    int want_max = args->op == TG_OP_ARGMAX;
     const char *name = want_max ? "argmax" : "argmin";
-    if (tg_capture_guard(name, a, NULL)) return NULL;
-    if (!a) {
-        tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", name);
-        return NULL;
-    }
-    if (a->dtype == TG_BOOL) {
-        tg_fail(TG_ERR_DTYPE, "%s: not supported for bool tensors", name);
-        return NULL;
-    }
-    if (!all_dims && tg_normalize_dim(name, a->ndim, &dim)) return NULL;
-    int64_t shape[TG_MAX_DIMS] = {0};
-    int ndim = tg_reduced_shape(a, all_dims, dim, keepdim, shape);
-    int64_t outer = 1, len = a->numel, inner = 1;
-    if (!all_dims) tg_split_dims(a, dim, &outer, &len, &inner);
-    if (len == 0) {
-        tg_fail(TG_ERR_INDEX, "%s: cannot take the %s of an empty dimension", name,
-                want_max ? "argmax" : "argmin");
-        return NULL;
-    }
-    tg_tensor *out = tg_tensor_new(TG_INT64, ndim, shape, 0);
-    if (!out) return NULL;
-    int64_t *y = out->data;
+    if (args->in[0].dtype == TG_BOOL)
+        return tg_fail(TG_ERR_DTYPE, "%s: not supported for bool tensors", name);
+    tg_status st = int_reduce_meta(name, args);
+    if (st) return st;
+    if (args->dims[1] == 0)
+        return tg_fail(TG_ERR_INDEX, "%s: cannot take the %s of an empty dimension", name, name);
+    return TG_OK;
+}
+
+static void arg_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
+    const int want_max = args->op == TG_OP_ARGMAX;
+    const int64_t outer = args->dims[0], len = args->dims[1], inner = args->dims[2];
+    int64_t *y = b->out;
 #define ARG_LOOP(T)                                                                        \
     do {                                                                                   \
-        const T *x = a->data;                                                              \
+        const T *x = b->in[0];                                                             \
         for (int64_t o = 0; o < outer; o++)                                                \
             for (int64_t i = 0; i < inner; i++) {                                          \
                 const T *p = x + o * len * inner + i;                                      \
@@ -73,18 +108,33 @@ static tg_tensor *arg_extreme(tg_tensor *a, int all_dims, int dim, int keepdim, 
                 y[o * inner + i] = best;                                                   \
             }                                                                              \
     } while (0)
-    switch (a->dtype) {
+    switch (args->in[0].dtype) {
     case TG_FLOAT32: ARG_LOOP(float); break;
     case TG_FLOAT64: ARG_LOOP(double); break;
     default: ARG_LOOP(int64_t); break;
     }
 #undef ARG_LOOP
-    return out;
+}
+
+const tg_op_info tg_row_argmax = {.name = "argmax",
+                                  .saves = 0,
+                                  .check = arg_check,
+                                  .forward = arg_forward,
+                                  .backward_kernel = NULL};
+const tg_op_info tg_row_argmin = {.name = "argmin",
+                                  .saves = 0,
+                                  .check = arg_check,
+                                  .forward = arg_forward,
+                                  .backward_kernel = NULL};
+
+static tg_tensor *arg_extreme(tg_op op, tg_tensor *a, int all_dims, int dim, int keepdim) {
+    tg_op_args args = {.op = op, .n_in = 1, .iparam = {all_dims, dim, keepdim}};
+    return tg_apply(&args, &a);
 }
 
 tg_tensor *tg_argmax(tg_tensor *a, int all_dims, int dim, int keepdim) {
-    return arg_extreme(a, all_dims, dim, keepdim, 1);
+    return arg_extreme(TG_OP_ARGMAX, a, all_dims, dim, keepdim);
 }
 tg_tensor *tg_argmin(tg_tensor *a, int all_dims, int dim, int keepdim) {
-    return arg_extreme(a, all_dims, dim, keepdim, 0);
+    return arg_extreme(TG_OP_ARGMIN, a, all_dims, dim, keepdim);
 }

@@ -1,5 +1,6 @@
 /* ops/views.c — views along dim 0 (t[i], t[a:b]), in-place copies, dtype conversion and
- * comparisons. The views (select, narrow) and the float conversions are rows. */
+ * comparisons. All but the in-place copy are rows; conversions to or from int64 / bool
+ * and the comparisons carry no gradient (rows without a backward kernel). */
 #include "../internal.h"
 #include "broadcast.h"
 
@@ -173,22 +174,23 @@ const tg_op_info tg_row_cast = {.name = "to",
                                 .forward = cast_forward,
                                 .backward_kernel = cast_backward};
 
+/* A conversion to or from int64 / bool carries no gradient: the same check and kernel
+ * as "to", in a row without a backward kernel, so it is never recorded (even from a
+ * float tensor that requires grad) but runs through tg_apply, so a captured step
+ * replays it. */
+const tg_op_info tg_row_to_int = {.name = "to_int",
+                                  .saves = 0,
+                                  .check = cast_check,
+                                  .forward = cast_forward,
+                                  .backward_kernel = NULL};
+
 /* Between float32 and float64 (either way, or to the same float dtype), "to" is a
- * differentiable row through tg_apply. A conversion to or from int64 / bool carries no
- * gradient and is never recorded, even from a float tensor that requires grad: not a
- * row call (tg_apply would record it), but the same check and kernel run directly. */
+ * differentiable row; to or from int64 / bool, the row "to_int". */
 tg_tensor *tg_to_dtype(tg_tensor *a, tg_dtype dtype) {
-    tg_op_args args = {.op = TG_OP_CAST, .n_in = 1, .iparam = {(int)dtype}};
-    if (!a || (is_float(a->dtype) && is_float(dtype))) return tg_apply(&args, &a);
-    if (tg_capture_guard("conversion to or from an integer dtype", a, NULL)) return NULL;
-    args.present = 1;
-    tg_meta_of(a, &args.in[0]);
-    if (cast_check(&args) != TG_OK) return NULL;
-    tg_tensor *out = tg_tensor_new(args.out.dtype, args.out.ndim, args.out.shape, 0);
-    if (!out) return NULL;
-    tg_fwd_bufs b = {.in = {a->data}, .out = out->data};
-    cast_forward(&args, &b);
-    return out;
+    int differentiable = !a || (is_float(a->dtype) && is_float(dtype));
+    tg_op_args args = {.op = differentiable ? TG_OP_CAST : TG_OP_TO_INT, .n_in = 1,
+                       .iparam = {(int)dtype}};
+    return tg_apply(&args, &a);
 }
 
 /* ------------------------------------------------------------------ in-place copy */
@@ -254,19 +256,33 @@ tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
 
 /* ------------------------------------------------------------------ comparisons */
 
+/* eq, ne, lt, le, gt, ge: six rows sharing one check and one kernel; iparam[0] is the
+ * tg_compare_op. Same-dtype operands (any dtype) with numpy broadcasting, a bool output;
+ * NaN compares unequal to everything (C's comparisons). No gradient: never recorded. */
+static tg_status compare_check(tg_op_args *args) {
+    const char *name = tg_op_rows[args->op]->name;
+    if (!(args->present & 2u)) return tg_fail(TG_ERR_ARG, "compare: got a NULL tensor");
+    const tg_meta *a = &args->in[0], *b = &args->in[1];
+    tg_status st = tg_check_same_dtype_meta(name, a, b);
+    if (st) return st;
+    if ((st = broadcast_metas(name, a, b, &args->bc))) return st;
+    tg_meta_set(&args->out, TG_BOOL, args->bc.ndim, args->bc.shape);
+    return TG_OK;
+}
+
 #define COMPARE_LOOP(T, CMP)                                                               \
     do {                                                                                   \
-        const T *x = a->data, *y = b->data;                                                \
-        unsigned char *z = out->data;                                                      \
+        const T *x = b->in[0], *y = b->in[1];                                              \
+        unsigned char *z = b->out;                                                         \
         if (same) {                                                                        \
             for (int64_t i = 0; i < n; i++) z[i] = (unsigned char)(x[i] CMP y[i]);         \
         } else {                                                                           \
-            BROADCAST_LOOP(bc, { z[io] = (unsigned char)(x[ia] CMP y[ib]); });              \
+            BROADCAST_LOOP(args->bc, { z[io] = (unsigned char)(x[ia] CMP y[ib]); });        \
         }                                                                                  \
     } while (0)
 
 #define COMPARE_SWITCH(T)                                                                  \
-    switch (op) {                                                                          \
+    switch ((tg_compare_op)args->iparam[0]) {                                              \
     case TG_CMP_EQ: COMPARE_LOOP(T, ==); break;                                            \
     case TG_CMP_NE: COMPARE_LOOP(T, !=); break;                                            \
     case TG_CMP_LT: COMPARE_LOOP(T, <); break;                                             \
@@ -275,30 +291,44 @@ tg_status tg_copy_(tg_tensor *dst, const tg_tensor *src) {
     default: COMPARE_LOOP(T, >=); break;                                                   \
     }
 
-tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op) {
-    static const char *const names[] = {"eq", "ne", "lt", "le", "gt", "ge"};
-    if (!a || !b) {
-        tg_fail(TG_ERR_ARG, "compare: got a NULL tensor");
-        return NULL;
-    }
-    if (tg_capture_guard("a comparison", a, b)) return NULL;
-    if ((int)op < 0 || (int)op > TG_CMP_GE) {
-        tg_fail(TG_ERR_ARG, "compare: invalid comparison %d", (int)op);
-        return NULL;
-    }
-    const char *name = names[op];
-    if (tg_check_same_dtype(name, a, b)) return NULL;
-    broadcast bc;
-    if (broadcast_shapes(name, a, b, &bc) != TG_OK) return NULL;
-    tg_tensor *out = tg_tensor_new(TG_BOOL, bc.ndim, bc.shape, 0);
-    if (!out) return NULL;
-    int same = a->numel == bc.numel && b->numel == bc.numel;
-    int64_t n = bc.numel;
-    switch (a->dtype) {
+static void compare_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
+    const int64_t n = args->bc.numel;
+    const int same = args->in[0].numel == n && args->in[1].numel == n;
+    switch (args->in[0].dtype) {
     case TG_FLOAT32: COMPARE_SWITCH(float); break;
     case TG_FLOAT64: COMPARE_SWITCH(double); break;
     case TG_INT64: COMPARE_SWITCH(int64_t); break;
     default: COMPARE_SWITCH(unsigned char); break;
     }
-    return out;
+}
+#undef COMPARE_SWITCH
+#undef COMPARE_LOOP
+
+#define COMPARE_ROW(NAME)                                                                  \
+    const tg_op_info tg_row_##NAME = {.name = #NAME,                                       \
+                                      .saves = 0,                                          \
+                                      .check = compare_check,                              \
+                                      .forward = compare_forward,                          \
+                                      .backward_kernel = NULL}
+COMPARE_ROW(eq);
+COMPARE_ROW(ne);
+COMPARE_ROW(lt);
+COMPARE_ROW(le);
+COMPARE_ROW(gt);
+COMPARE_ROW(ge);
+#undef COMPARE_ROW
+
+tg_tensor *tg_compare(tg_tensor *a, tg_tensor *b, tg_compare_op op) {
+    static const tg_op rows[] = {TG_OP_EQ, TG_OP_NE, TG_OP_LT, TG_OP_LE, TG_OP_GT, TG_OP_GE};
+    if (!a || !b) {
+        tg_fail(TG_ERR_ARG, "compare: got a NULL tensor");
+        return NULL;
+    }
+    if ((int)op < 0 || (int)op > TG_CMP_GE) {
+        tg_fail(TG_ERR_ARG, "compare: invalid comparison %d", (int)op);
+        return NULL;
+    }
+    tg_op_args args = {.op = rows[op], .n_in = 2, .iparam = {(int)op}};
+    tg_tensor *in[2] = {a, b};
+    return tg_apply(&args, in);
 }

@@ -23,10 +23,14 @@ mode does: it gets its own program, captured at its first occurrence; ``drop_las
 skips it.
 
 **What can be captured**: the ops of the C core (arithmetic, activations, matmul/linear,
-reductions, reshapes and views, losses), under grad or no_grad, SGD and Adam. A step
-using something a program can't replay (integer ops, comparisons, argmax, in-place
-writes, backward with an explicit gradient) fails its capture with a RuntimeError naming
-it — after that step ran once eagerly. Python control flow is frozen at the captured step.
+reductions, reshapes and views, losses), under grad or no_grad, also those without a
+gradient — comparisons and masks (``(out > 0).float()``, ``& | ~``, ``any``/``all``),
+``argmax``/``argmin``, ``.long()``/``.bool()`` and integer sums and powers: recomputed
+every step, never frozen at the captured values — SGD and Adam. A step using something a
+program can't replay (in-place writes, ``.detach()`` of a tensor of the step, assigning
+``.grad``, backward with an explicit gradient) fails its capture with a RuntimeError
+naming it — after that step ran once eagerly. Python control flow is frozen at the
+captured step.
 
 **Safety**: a run checks X and y against the captured inputs (dtype, trailing shape),
 the row order and the learning rates; labels out of range and BCE targets outside [0, 1]
