@@ -17,7 +17,7 @@ import tapegrad as tg
 import tapegrad.nn.functional as F
 from tapegrad._ffi import lib
 
-from op_table import ROWS, grad_mask, grad_output, to_tg
+from op_table import NOGRAD_ROWS, ROWS, grad_mask, grad_output, to_tg
 
 
 def _live(collect=False):
@@ -253,6 +253,25 @@ def _op_sweep(row):
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_op(row):
     _op_sweep(row)
+
+
+@pytest.mark.parametrize("row", NOGRAD_ROWS, ids=[r.name for r in NOGRAD_ROWS])
+def test_op_without_gradient(row):
+    """The rows without a gradient (comparisons, integer ops, argmax): every allocation
+    of the op fails cleanly and leaks nothing."""
+    sample = next(s for s in row.samples() if all(np.asarray(a).size > 1 for a in s.inputs))
+
+    def make():
+        return {"inputs": [to_tg(np.asarray(a), tg.float64) if np.asarray(a).dtype.kind != "b"
+                           else tg.tensor(np.asarray(a)) for a in sample.inputs]}
+
+    def action(s):
+        s["out"] = row.tg(*s["inputs"], **sample.kwargs)
+
+    def result(s):
+        return [s["out"].numpy()]
+
+    sweep(make, action, result)
 
 
 # ---------------------------------------------------------------------- the switch itself
