@@ -149,10 +149,10 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #define SM_PIN(v) __asm__("" : "+x"(v))
 #define SM_DU 2
 #define SM_REDUCE(acc) sm_reduce_f32(acc)
-#define SM_MR_B 4
-#define SM_NV_B 3
+#define SM_MR_B 6
+#define SM_NV_B 2
 #define SM_MR_D 2
-#define SM_NR_D 3
+#define SM_NR_D 2
 #include "gemm_smallm.h"
 #undef SM_T
 #undef SM_NAME
