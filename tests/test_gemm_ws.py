@@ -29,10 +29,10 @@ DTYPES = {"float32": (np.float32, "float", lib.tg_gemm_f32, lib.tg_gemm_ws_f32,
 GUARD = 256  # guard bytes on each side of the workspace
 FILL = 0xA5
 
-WS_SHAPES = SHAPES + [
+WS_SHAPES = SHAPES + [  # with M <= 256 the packed path only at trans_a = trans_b = 1
     (40, 16, 100, "packed; only the AVX-512 entry of the table would need heap (f32)"),
     (48, 40, 120, "packed, one strip, workspace on the heap"),
-    (200, 150, 600, "threaded rows, three K blocks"),
+    (300, 150, 600, "threaded rows, three K blocks (packed at every transpose pair)"),
     (33, 260, 520, "threaded columns, three K blocks"),
 ]
 
@@ -172,7 +172,7 @@ def test_ws_size_independent_of_level_and_monotone_in_threads(dtype, monkeypatch
     # a workspace sized for 4 threads, used by calls on 1 and 2 threads
     monkeypatch.delenv("TAPEGRAD_SIMD", raising=False)
     dt, ctype, fast, ws, wsize, naive = DTYPES[dtype]
-    M, N, K = 200, 150, 600
+    M, N, K = 300, 150, 600  # packed (M past the small-M path), threaded rows
     size = wsize(M, N, K, 0, 0, 4)
     assert size >= wsize(M, N, K, 0, 0, 2) > 0
     for nthreads in (1, 2):
@@ -197,7 +197,7 @@ def test_ws_on_a_fresh_thread_pool_creation_is_the_only_allocation(dtype):
     import threading
 
     dt, ctype, fast, ws, wsize, naive = DTYPES[dtype]
-    M, N, K = 200, 150, 600
+    M, N, K = 300, 150, 600  # packed (M past the small-M path), threaded rows
     rng = np.random.default_rng(9)
     A, B, _, _ = _operands(rng, M, N, K, 1, 0, 0, dt)
     want = np.zeros((M, N), dtype=dt)

@@ -34,8 +34,11 @@ def force(monkeypatch, level):
 DTYPES = {"float32": (np.float32, "float", lib.tg_gemm_f32, lib.tg_gemm_naive_f32),
           "float64": (np.float64, "double", lib.tg_gemm_f64, lib.tg_gemm_naive_f64)}
 
-# (M, N, K, what) -- the paths of gemm.c: tiny below M*N*K 4096, thin (M < 4 or N < 8)
-# below 2^18, else packed; threads from M*N*K >= 2^21 (rows split when M >= N, else columns)
+# (M, N, K, what) -- the paths of gemm.c (gemm_path): tiny below M*N*K 4096; small M
+# (M <= 256, 64 for trans_b = 0 against a B of more than 2^21 elements) unless
+# trans_a = trans_b = 1; thin (M < 4 or N < 8) below 2^18; else packed. Threads from
+# M*N*K >= 2^21 (rows split when M >= N, else columns). The shapes with M <= 256 take the
+# packed path only with both transposes; those past 256 take it always.
 SHAPES = [
     (1, 1, 1, "tiny 1x1x1"), (3, 5, 7, "tiny"), (2, 9, 64, "tiny, lane-blocked dots"),
     (1, 257, 300, "thin row"), (300, 3, 129, "thin columns"), (5, 7, 300, "thin (N < 8), long K"),
@@ -45,6 +48,10 @@ SHAPES = [
     (25, 33, 300, "two K blocks"), (19, 45, 777, "four K blocks, odd"),
     (150, 40, 30, "two M blocks (mc 144)"), (4, 4100, 20, "two N blocks (nc 4080 / 4096)"),
     (130, 129, 131, "threaded, row strips"), (67, 300, 131, "threaded, column strips"),
+    (257, 37, 29, "packed (M past the small-M path), edge tiles"),
+    (300, 16, 30, "packed, N = the AVX2 tile"), (270, 45, 300, "packed, two K blocks"),
+    (290, 129, 131, "packed, threaded, row strips"),
+    (260, 300, 131, "packed, threaded, column strips"),
 ]
 EMPTY = [(0, 5, 3), (4, 0, 3), (4, 5, 0)]
 

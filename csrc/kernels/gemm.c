@@ -1,7 +1,9 @@
 /* kernels/gemm.c — matrix multiply: C[M,N] = (accumulate ? C : 0) + op(A) . op(B).
  *
  * Paths, chosen per call from the shape only (never from the thread count):
- *   - tiny or thin problems (is_tiny_gemm): plain loops, no packing (gemm_small);
+ *   - tiny or thin problems (gemm_path): plain loops, no packing (gemm_small);
+ *   - small M (a batch of rows) against a large B: no packing, B read in place
+ *     (gemm_smallm.h, per ISA; the generic level runs gemm_small);
  *   - otherwise packed, cache-blocked, register-tiled (gemm_packed) with the micro-kernel
  *     of the best SIMD level this CPU has: AVX-512F (gemm_avx512.c), AVX2+FMA
  *     (gemm_avx2.c) or generic C (gemm_driver.h). TAPEGRAD_SIMD=generic|avx2|avx512 in the
@@ -10,9 +12,12 @@
  * (so two threads from M*N*K >= 2^21), the output is cut into row or column strips, one
  * per thread, run by a persistent pool of workers owned by the calling thread (see
  * run_strips; none on Windows). K is never split and its blocking depends only on K, so
- * results are bit-identical for any thread count. The AVX2 and AVX-512 kernels do identical arithmetic (FMA, same K blocks); the
- * generic kernel and the unpacked small path multiply and add separately, so results may
- * differ from them in the last bits. If a packing buffer cannot be allocated, the strip
+ * results are bit-identical for any thread count (the small-M path splits rows or columns
+ * the same way; its per-element arithmetic does not depend on the split either). The AVX2
+ * and AVX-512 kernels do identical arithmetic (FMA, same K blocks), and so do the two
+ * small-M kernels (the order is in gemm_smallm.h); the generic kernel and the unpacked
+ * small path (gemm_small, also the generic level's small-M path) multiply and add
+ * separately, so results may differ from them in the last bits. If a packing buffer cannot be allocated, the strip
  * falls back to the unpacked loop (correct, slower, possibly different last bits).
  * tg_gemm_ws_f32/f64 take the packing workspace from the caller (sized by
  * tg_gemm_workspace_f32/f64: the maximum over the kernel table and thread counts 1..n, plus
@@ -71,11 +76,39 @@ void tg_free(void *p);
 
 #define GEMM_GENERIC_MR 4
 
-/* Tiny problems, and thin ones (a row or a few columns) of moderate size, skip packing:
- * a register tile would be mostly padding. */
-static int is_tiny_gemm(int64_t M, int64_t N, int64_t K) {
+/* The small-M path (gemm_smallm.h: no packing, B read in place) takes every non-tiny
+ * problem with M at or below these, when its operands suit it: op(B) rows contiguous
+ * (trans_b = 0: broadcast path) or op(A) rows and op(B) columns contiguous in k
+ * (trans_a = 0, trans_b = 1: dot path). Chosen from the shape and the transposes only
+ * (never the level or the thread count). Measured with benchmarks/gemm_shapes.py on the
+ * MLP's shapes (and squares up to 4096, one thread, AVX-512 and AVX2): at M <= 256 the
+ * unpacked path is as fast as the packed one or faster (packing the weight costs more
+ * than it saves for so few rows, and a packed trans_b B is a strided gather), except the
+ * broadcast path against a B of more than 2^21 elements, which falls behind from M ~ 128
+ * (its column panel no longer stays in L2). Past these the packed path takes over at
+ * about the same speed: no cliff. */
+#define SMALLM_MAX_M_DOT 256
+#define SMALLM_MAX_M_BCAST 256
+#define SMALLM_MAX_M_BCAST_BIG_B 64
+#define SMALLM_BIG_B 2097152.0 /* K*N elements of op(B) */
+
+/* The path a call takes, from its shape and transposes only (never from the SIMD level or
+ * the thread count):
+ *   GEMM_PATH_SMALL  tiny problems, and thin ones (a row or a few columns) of moderate size
+ *                    that the small-M path does not take: plain loops (gemm_small);
+ *   GEMM_PATH_SMALLM M at or below SMALLM_MAX_M_* with suitable operands (above);
+ *   GEMM_PATH_PACKED everything else. */
+enum { GEMM_PATH_SMALL, GEMM_PATH_SMALLM, GEMM_PATH_PACKED };
+
+static int gemm_path(int64_t M, int64_t N, int64_t K, int trans_a, int trans_b) {
     double work = (double)M * (double)N * (double)K;
-    return work < TINY_GEMM || ((M < 4 || N < 8) && work < THIN_GEMM);
+    if (work < TINY_GEMM) return GEMM_PATH_SMALL;
+    if (!trans_b ? M <= ((double)K * (double)N > SMALLM_BIG_B ? SMALLM_MAX_M_BCAST_BIG_B
+                                                             : SMALLM_MAX_M_BCAST)
+                 : !trans_a && M <= SMALLM_MAX_M_DOT)
+        return GEMM_PATH_SMALLM;
+    if ((M < 4 || N < 8) && work < THIN_GEMM) return GEMM_PATH_SMALL;
+    return GEMM_PATH_PACKED;
 }
 
 /* ------------------------------------------------------------ SIMD level */

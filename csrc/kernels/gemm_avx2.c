@@ -110,6 +110,108 @@ void tg_gemm_ukernel_avx2_f64(int64_t kc, const double *a_panel, const double *b
     ROW_STORE_F64(5);
 }
 
+/* ------------------------------------------------------------ the small-M path */
+
+/* The fixed reduction tree of gemm_smallm.h on 8 float lanes: l + l+4, l + l+2, l + l+1
+ * (gemm_avx512.c does the same adds in the same order). */
+static inline float sm_tree8_f32(__m256 s8) {
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* 16 float k-lanes in two vectors (lanes 0-7, 8-15): l + l+8 first, then the 8-lane tree;
+ * the same adds as gemm_avx512.c's one-vector version. */
+static inline float sm_reduce_f32(const __m256 *acc) { return sm_tree8_f32(_mm256_add_ps(acc[0], acc[1])); }
+
+/* 8 double k-lanes in two vectors (lanes 0-3, 4-7): l + l+4, l + l+2, l + l+1. */
+static inline double sm_reduce_f64(const __m256d *acc) {
+    __m256d s4 = _mm256_add_pd(acc[0], acc[1]);
+    __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+#define SM_T float
+#define SM_NAME tg_gemm_smallm_avx2_f32
+#define SM_V __m256
+#define SM_W 8
+#define SM_LOAD(p) _mm256_loadu_ps(p)
+#define SM_STORE(p, v) _mm256_storeu_ps((p), (v))
+#define SM_ADD(a, b) _mm256_add_ps((a), (b))
+#define SM_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define SM_SET1(x) _mm256_set1_ps(x)
+#define SM_ZERO() _mm256_setzero_ps()
+#define SM_M __m256i
+#define SM_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define SM_MLOAD(p, m) _mm256_maskload_ps((p), (m))
+#define SM_MSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#define SM_PIN(v) __asm__("" : "+x"(v))
+#define SM_DU 2
+#define SM_REDUCE(acc) sm_reduce_f32(acc)
+#define SM_MR_B 6
+#define SM_NV_B 2
+#define SM_MR_D 2
+#define SM_NR_D 2
+#include "gemm_smallm.h"
+#undef SM_T
+#undef SM_NAME
+#undef SM_V
+#undef SM_W
+#undef SM_LOAD
+#undef SM_STORE
+#undef SM_ADD
+#undef SM_FMA
+#undef SM_SET1
+#undef SM_ZERO
+#undef SM_M
+#undef SM_MASK
+#undef SM_MLOAD
+#undef SM_MSTORE
+#undef SM_DU
+#undef SM_PIN
+#undef SM_REDUCE
+
+#define SM_T double
+#define SM_NAME tg_gemm_smallm_avx2_f64
+#define SM_V __m256d
+#define SM_W 4
+#define SM_LOAD(p) _mm256_loadu_pd(p)
+#define SM_STORE(p, v) _mm256_storeu_pd((p), (v))
+#define SM_ADD(a, b) _mm256_add_pd((a), (b))
+#define SM_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define SM_SET1(x) _mm256_set1_pd(x)
+#define SM_ZERO() _mm256_setzero_pd()
+#define SM_M __m256i
+#define SM_MASK(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
+#define SM_MLOAD(p, m) _mm256_maskload_pd((p), (m))
+#define SM_MSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
+#define SM_PIN(v) __asm__("" : "+x"(v))
+#define SM_DU 2
+#define SM_REDUCE(acc) sm_reduce_f64(acc)
+#include "gemm_smallm.h"
+#undef SM_T
+#undef SM_NAME
+#undef SM_V
+#undef SM_W
+#undef SM_LOAD
+#undef SM_STORE
+#undef SM_ADD
+#undef SM_FMA
+#undef SM_SET1
+#undef SM_ZERO
+#undef SM_M
+#undef SM_MASK
+#undef SM_MLOAD
+#undef SM_MSTORE
+#undef SM_DU
+#undef SM_PIN
+#undef SM_REDUCE
+#undef SM_MR_B
+#undef SM_NV_B
+#undef SM_MR_D
+#undef SM_NR_D
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

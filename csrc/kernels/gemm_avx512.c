@@ -147,6 +147,111 @@ void tg_gemm_ukernel_avx512_f64(int64_t kc, const double *a_panel, const double 
     ROW_STORE_F64(11);
 }
 
+/* ------------------------------------------------------------ the small-M path */
+
+/* The fixed reduction tree of gemm_smallm.h on 8 float lanes: l + l+4, l + l+2, l + l+1
+ * (gemm_avx2.c does the same adds in the same order). */
+static inline float sm_tree8_f32(__m256 s8) {
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* 16 k-lanes in one vector: l + l+8 first, then the 8-lane tree. */
+static inline float sm_reduce_f32(const __m512 *acc) {
+    __m256 lo = _mm512_castps512_ps256(acc[0]);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[0]), 1));
+    return sm_tree8_f32(_mm256_add_ps(lo, hi));
+}
+
+/* 8 double k-lanes in one vector: l + l+4, l + l+2, l + l+1. */
+static inline double sm_reduce_f64(const __m512d *acc) {
+    __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(acc[0]), _mm512_extractf64x4_pd(acc[0], 1));
+    __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+#define SM_T float
+#define SM_NAME tg_gemm_smallm_avx512_f32
+#define SM_V __m512
+#define SM_W 16
+#define SM_LOAD(p) _mm512_loadu_ps(p)
+#define SM_STORE(p, v) _mm512_storeu_ps((p), (v))
+#define SM_ADD(a, b) _mm512_add_ps((a), (b))
+#define SM_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define SM_SET1(x) _mm512_set1_ps(x)
+#define SM_ZERO() _mm512_setzero_ps()
+#define SM_M __mmask16
+#define SM_MASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define SM_MLOAD(p, m) _mm512_maskz_loadu_ps((m), (p))
+#define SM_MSTORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+#define SM_PIN(v) __asm__("" : "+v"(v))
+#define SM_DU 1
+#define SM_REDUCE(acc) sm_reduce_f32(acc)
+#define SM_MR_B 8
+#define SM_NV_B 3
+#define SM_MR_D 4
+#define SM_NR_D 4
+#include "gemm_smallm.h"
+#undef SM_T
+#undef SM_NAME
+#undef SM_V
+#undef SM_W
+#undef SM_LOAD
+#undef SM_STORE
+#undef SM_ADD
+#undef SM_FMA
+#undef SM_SET1
+#undef SM_ZERO
+#undef SM_M
+#undef SM_MASK
+#undef SM_MLOAD
+#undef SM_MSTORE
+#undef SM_DU
+#undef SM_PIN
+#undef SM_REDUCE
+
+#define SM_T double
+#define SM_NAME tg_gemm_smallm_avx512_f64
+#define SM_V __m512d
+#define SM_W 8
+#define SM_LOAD(p) _mm512_loadu_pd(p)
+#define SM_STORE(p, v) _mm512_storeu_pd((p), (v))
+#define SM_ADD(a, b) _mm512_add_pd((a), (b))
+#define SM_FMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
+#define SM_SET1(x) _mm512_set1_pd(x)
+#define SM_ZERO() _mm512_setzero_pd()
+#define SM_M __mmask8
+#define SM_MASK(n) ((__mmask8)((1u << (n)) - 1u))
+#define SM_MLOAD(p, m) _mm512_maskz_loadu_pd((m), (p))
+#define SM_MSTORE(p, m, v) _mm512_mask_storeu_pd((p), (m), (v))
+#define SM_PIN(v) __asm__("" : "+v"(v))
+#define SM_DU 1
+#define SM_REDUCE(acc) sm_reduce_f64(acc)
+#include "gemm_smallm.h"
+#undef SM_T
+#undef SM_NAME
+#undef SM_V
+#undef SM_W
+#undef SM_LOAD
+#undef SM_STORE
+#undef SM_ADD
+#undef SM_FMA
+#undef SM_SET1
+#undef SM_ZERO
+#undef SM_M
+#undef SM_MASK
+#undef SM_MLOAD
+#undef SM_MSTORE
+#undef SM_DU
+#undef SM_PIN
+#undef SM_REDUCE
+#undef SM_MR_B
+#undef SM_NV_B
+#undef SM_MR_D
+#undef SM_NR_D
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

@@ -341,6 +341,73 @@ static const GEMM_NAME(gemm_kernel) *GEMM_NAME(pick_kernel)(int level, int64_t N
     return &GEMM_NAME(kernels)[level];
 }
 
+/* The small-M path by SIMD level: the generic level runs gemm_small (plain C, multiply
+ * and add separately); AVX2 and AVX-512 run gemm_smallm.h, with identical bits. */
+typedef void (*GEMM_NAME(smallm_fn))(int64_t M, int64_t N, int64_t K, const GEMM_T *A,
+                                     int64_t a_rs, int64_t a_cs, const GEMM_T *B, int64_t b_rs,
+                                     int64_t b_cs, GEMM_T *C, int64_t ldc, int accumulate);
+#if GEMM_HAVE_X86_KERNELS
+static const GEMM_NAME(smallm_fn) GEMM_NAME(smallm_fns)[] = {
+    GEMM_NAME(gemm_small), GEMM_CAT(tg_gemm_smallm_avx2, GEMM_SFX),
+    GEMM_CAT(tg_gemm_smallm_avx512, GEMM_SFX)};
+#else
+static const GEMM_NAME(smallm_fn) GEMM_NAME(smallm_fns)[] = {GEMM_NAME(gemm_small)};
+#endif
+
+/* One strip of a small-M call for one thread. */
+typedef struct {
+    GEMM_NAME(smallm_fn) run;
+    int64_t M, N, K;
+    const GEMM_T *A;
+    int64_t a_rs, a_cs;
+    const GEMM_T *B;
+    int64_t b_rs, b_cs;
+    GEMM_T *C;
+    int64_t ldc;
+    int accumulate;
+} GEMM_NAME(smallm_strip);
+
+static void *GEMM_NAME(smallm_strip_run)(void *arg) {
+    const GEMM_NAME(smallm_strip) *t = arg;
+    if (t->M > 0 && t->N > 0)
+        t->run(t->M, t->N, t->K, t->A, t->a_rs, t->a_cs, t->B, t->b_rs, t->b_cs, t->C, t->ldc,
+               t->accumulate);
+    return NULL;
+}
+
+/* The small-M path: no workspace, no packing; threads take strips of rows (4 at a time)
+ * or of columns (64 at a time). Every C element's arithmetic is independent of where its
+ * strip starts, so the bits do not depend on the thread count. */
+static void GEMM_NAME(gemm_smallm_run)(int level, int64_t M, int64_t N, int64_t K,
+                                       const GEMM_T *A, int64_t a_rs, int64_t a_cs,
+                                       const GEMM_T *B, int64_t b_rs, int64_t b_cs, GEMM_T *C,
+                                       int64_t ldc, int accumulate, int nthreads) {
+    GEMM_NAME(smallm_fn) run = GEMM_NAME(smallm_fns)[clamp_level(level)];
+    strip_plan plan = plan_strips(M, N, K, 4, 64, nthreads);
+    if (plan.nstrips <= 1) {
+        run(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate);
+        return;
+    }
+    GEMM_NAME(smallm_strip) strips[MAX_THREADS];
+    for (int s = 0; s < plan.nstrips; s++) {
+        int64_t start, len;
+        strip_range(&plan, s, plan.split_rows ? M : N, &start, &len);
+        GEMM_NAME(smallm_strip) t = {run, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc,
+                                     accumulate};
+        if (plan.split_rows) {
+            t.M = len;
+            t.A = A + start * a_rs;
+            t.C = C + start * ldc;
+        } else {
+            t.N = len;
+            t.B = B + start * b_cs;
+            t.C = C + start;
+        }
+        strips[s] = t;
+    }
+    run_strips(plan.nstrips, strips, sizeof strips[0], GEMM_NAME(smallm_strip_run));
+}
+
 /* Cuts a non-tiny call with kernel kern into strips (one per thread); returns their number.
  * Each strip's work is left NULL. */
 static int GEMM_NAME(make_strips)(const GEMM_NAME(gemm_kernel) *kern, int64_t M, int64_t N,
@@ -401,8 +468,14 @@ static void GEMM_NAME(gemm_run)(int level, int64_t M, int64_t N, int64_t K, cons
     /* op(A)(i,k) = A[i*a_rs + k*a_cs]; op(B)(k,j) = B[k*b_rs + j*b_cs] */
     int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
     int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
-    if (is_tiny_gemm(M, N, K)) {
+    int path = gemm_path(M, N, K, trans_a, trans_b);
+    if (path == GEMM_PATH_SMALL) {
         GEMM_NAME(gemm_small)(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate);
+        return;
+    }
+    if (path == GEMM_PATH_SMALLM) {
+        GEMM_NAME(gemm_smallm_run)(level, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc,
+                                   accumulate, nthreads);
         return;
     }
     const GEMM_NAME(gemm_kernel) *kern = GEMM_NAME(pick_kernel)(level, N);
@@ -439,9 +512,9 @@ void GEMM_NAME(tg_gemm_at_level)(int level, int64_t M, int64_t N, int64_t K, con
  * count 1..nthreads, plus 64 bytes of alignment slack; 0 when no kernel needs any. */
 size_t GEMM_NAME(tg_gemm_workspace)(int64_t M, int64_t N, int64_t K, int trans_a, int trans_b,
                                     int nthreads) {
-    (void)trans_a; /* the blocking depends on the shape only */
-    (void)trans_b;
-    if (M <= 0 || N <= 0 || K <= 0 || is_tiny_gemm(M, N, K)) return 0;
+    /* the blocking depends on the shape only; the small-M path needs nothing */
+    if (M <= 0 || N <= 0 || K <= 0 || gemm_path(M, N, K, trans_a, trans_b) != GEMM_PATH_PACKED)
+        return 0;
     enum { NKERNELS = sizeof GEMM_NAME(kernels) / sizeof GEMM_NAME(kernels)[0] };
     int tmax = nthreads < 1 ? 1 : nthreads > MAX_THREADS ? MAX_THREADS : nthreads;
     size_t most = 0;
@@ -461,7 +534,9 @@ void GEMM_NAME(tg_gemm_ws)(int64_t M, int64_t N, int64_t K, const GEMM_T *A, int
                            int trans_a, const GEMM_T *B, int64_t ldb, int trans_b, GEMM_T *C,
                            int64_t ldc, int accumulate, int nthreads, void *work) {
     /* the tiny path never looks at the level: skip getenv there */
-    int level = is_tiny_gemm(M, N, K) ? TG_SIMD_GENERIC : tg_gemm_simd_level_now();
+    int level = gemm_path(M, N, K, trans_a, trans_b) == GEMM_PATH_SMALL
+                    ? TG_SIMD_GENERIC
+                    : tg_gemm_simd_level_now();
     GEMM_NAME(gemm_run)(level, M, N, K, A, lda, trans_a, B, ldb, trans_b, C, ldc, accumulate,
                         nthreads, work);
 }

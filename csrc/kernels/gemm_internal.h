@@ -71,4 +71,29 @@ void tg_gemm_ukernel_avx512_f32(int64_t kc, const float *a_panel, const float *b
 void tg_gemm_ukernel_avx512_f64(int64_t kc, const double *a_panel, const double *b_panel,
                                 double *C, int64_t ldc, int load_c);
 
+/* The unpacked small-M gemm (gemm_smallm.h, compiled per ISA in gemm_avx2.c and
+ * gemm_avx512.c): C[M x N] (+)= op(A) . op(B) with op(A)(i,k) = A[i*a_rs + k*a_cs],
+ * op(B)(k,j) = B[k*b_rs + j*b_cs]; M, N, K > 0; either b_cs == 1 (the broadcast path) or
+ * b_rs == 1 and a_cs == 1 (the dot path). Same bits at both levels; the summation order is
+ * documented in gemm_smallm.h. */
+typedef void (*tg_gemm_smallm_fn_f32)(int64_t M, int64_t N, int64_t K, const float *A,
+                                      int64_t a_rs, int64_t a_cs, const float *B, int64_t b_rs,
+                                      int64_t b_cs, float *C, int64_t ldc, int accumulate);
+typedef void (*tg_gemm_smallm_fn_f64)(int64_t M, int64_t N, int64_t K, const double *A,
+                                      int64_t a_rs, int64_t a_cs, const double *B,
+                                      int64_t b_rs, int64_t b_cs, double *C, int64_t ldc,
+                                      int accumulate);
+void tg_gemm_smallm_avx2_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                             int64_t a_cs, const float *B, int64_t b_rs, int64_t b_cs, float *C,
+                             int64_t ldc, int accumulate);
+void tg_gemm_smallm_avx2_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_rs,
+                             int64_t a_cs, const double *B, int64_t b_rs, int64_t b_cs,
+                             double *C, int64_t ldc, int accumulate);
+void tg_gemm_smallm_avx512_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                               int64_t a_cs, const float *B, int64_t b_rs, int64_t b_cs,
+                               float *C, int64_t ldc, int accumulate);
+void tg_gemm_smallm_avx512_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t a_rs,
+                               int64_t a_cs, const double *B, int64_t b_rs, int64_t b_cs,
+                               double *C, int64_t ldc, int accumulate);
+
 #endif /* TG_GEMM_INTERNAL_H */

@@ -1,0 +1,313 @@
+/* kernels/gemm_smallm.h — the unpacked small-M gemm, written once per ISA and dtype.
+ *
+ * Included by gemm_avx2.c and gemm_avx512.c (after their target pragmas), once per dtype,
+ * with these defined (not a header for anyone else):
+ *   SM_T, SM_NAME           element type; the entry point's name
+ *   SM_V, SM_W              vector type; elements per vector
+ *   SM_LOAD(p), SM_STORE(p, v), SM_ADD(a, b), SM_FMA(a, b, c) (= a*b + c, one rounding),
+ *   SM_SET1(x), SM_ZERO()
+ *   SM_M, SM_MASK(n)        mask type; mask of the first n lanes (0 <= n <= SM_W)
+ *   SM_MLOAD(p, m), SM_MSTORE(p, m, v)   masked load (zeros in the other lanes, no
+ *                           access there) and store
+ *   SM_PIN(v)               keeps vector v in a register (an empty asm): the dot path
+ *                           loads each operand once, not as a memory operand of every FMA
+ *   SM_DU                   vectors per 64-byte group of k-lanes (the dot path)
+ *   SM_REDUCE(acc)          the sum of the SM_DU vectors acc[0..SM_DU) in the fixed tree
+ *                           below, as a scalar
+ *   SM_MR_B, SM_NV_B        tile of the broadcast path: rows x vectors
+ *   SM_MR_D, SM_NR_D        tile of the dot path: rows of op(A) x columns of op(B)
+ *
+ * C[M x N] (+)= op(A) . op(B) with op(A)(i,k) = A[i*a_rs + k*a_cs],
+ * op(B)(k,j) = B[k*b_rs + j*b_cs]; M, N, K > 0. Nothing is packed and nothing allocated:
+ * B is read in place, which is what a small batch against a large weight wants (packing
+ * would copy the whole weight for a few rows of work).
+ *
+ * Summation order, per C element (the same at every vector width, so AVX2 and AVX-512
+ * give the same bits; tile sizes, row and column positions and the thread split do not
+ * enter it):
+ *
+ *   broadcast path (b_cs == 1: rows of op(B) contiguous; the linear layer's dX = G.W and
+ *   dW = G^T.X): s = 0; for k = 0..K-1 in increasing order: s = fma(a(i,k), b(k,j), s);
+ *   then C = s, or C = C + s with accumulate. Vector lanes span j.
+ *
+ *   dot path (b_rs == 1 and a_cs == 1: rows of op(A) and columns of op(B) contiguous in
+ *   k; the linear layer's forward X.W^T): L = 64 bytes / sizeof(T) partial sums (16 for
+ *   float, 8 for double); partial sum l = 0, then for k = l, l + L, l + 2L, ... < K in
+ *   increasing order: p_l = fma(a(i,k), b(k,j), p_l). Then the L partial sums are added
+ *   pairwise in a fixed tree: p_l += p_{l+L/2} for l < L/2, then p_l += p_{l+L/4} for
+ *   l < L/4, ..., down to p_0, which is s; then C = s or C + s. Vector lanes span k (an
+ *   AVX2 vector holds half of the L sums, an AVX-512 vector all of them).
+ */
+#if !defined(SM_T) || !defined(SM_NAME) || !defined(SM_REDUCE) || !defined(SM_PIN)
+#error "gemm_smallm.h is a template: define SM_T, SM_NAME, SM_REDUCE, ... first"
+#endif
+
+#define SM_CAT_(a, b) a##_##b
+#define SM_CAT(a, b) SM_CAT_(a, b)
+#define SM_LOCAL(name) SM_CAT(name, SM_NAME)
+#define SM_INLINE static inline __attribute__((always_inline))
+
+/* ------------------------------------------------------------ broadcast path */
+
+/* The tiles keep their accumulators in named variables (not arrays, which the compiler
+ * may leave in memory): SM_EACH_IV(OP) applies OP(i, v) to every row i < 8 and vector
+ * v < 4, guarded by constants that the inlining folds (i < mr, v < nv). */
+#define SM_EACH_V(OP, i) OP(i, 0) OP(i, 1) OP(i, 2) OP(i, 3)
+#define SM_EACH_IV(OP)                                                                      \
+    SM_EACH_V(OP, 0) SM_EACH_V(OP, 1) SM_EACH_V(OP, 2) SM_EACH_V(OP, 3) SM_EACH_V(OP, 4) \
+    SM_EACH_V(OP, 5) SM_EACH_V(OP, 6) SM_EACH_V(OP, 7)
+#define SM_EACH_I(OP) OP(0) OP(1) OP(2) OP(3) OP(4) OP(5) OP(6) OP(7)
+
+/* Rows [0, mr) x vectors [0, nv) of C at c (mr <= 8, nv <= 4); the last vector holds
+ * `last` valid lanes (masked loads and stores when masked != 0, else it is full). */
+SM_INLINE void SM_LOCAL(bcast_tile)(const int mr, const int nv, const int masked, int64_t K,
+                                    const SM_T *a, int64_t a_rs, int64_t a_cs, const SM_T *b,
+                                    int64_t b_rs, SM_T *c, int64_t ldc, int accumulate,
+                                    SM_M last) {
+#define SM_DECL(i, v) SM_V acc##i##_##v = SM_ZERO();
+    SM_EACH_IV(SM_DECL)
+#undef SM_DECL
+    for (int64_t k = 0; k < K; k++) {
+        const SM_T *bk = b + k * b_rs;
+#define SM_LOADB(v)                                                                       \
+    SM_V b##v = SM_ZERO();                                                                \
+    if (v < nv) b##v = (masked && v == nv - 1) ? SM_MLOAD(bk + v * SM_W, last)            \
+                                                : SM_LOAD(bk + v * SM_W);
+        SM_LOADB(0) SM_LOADB(1) SM_LOADB(2) SM_LOADB(3)
+#undef SM_LOADB
+#define SM_ROW(i)                                                                   \
+    if (i < mr) {                                                                   \
+        SM_V ai = SM_SET1(a[i * a_rs + k * a_cs]);                                  \
+        SM_PIN(ai);                                                                 \
+        if (0 < nv) acc##i##_0 = SM_FMA(ai, b0, acc##i##_0);                        \
+        if (1 < nv) acc##i##_1 = SM_FMA(ai, b1, acc##i##_1);                        \
+        if (2 < nv) acc##i##_2 = SM_FMA(ai, b2, acc##i##_2);                        \
+        if (3 < nv) acc##i##_3 = SM_FMA(ai, b3, acc##i##_3);                        \
+    }
+        SM_EACH_I(SM_ROW)
+#undef SM_ROW
+    }
+#define SM_STORE1(i, v)                                                                     \
+    if (i < mr && v < nv) {                                                                 \
+        SM_T *cv = c + i * ldc + v * SM_W;                                                  \
+        if (masked && v == nv - 1) {                                                        \
+            SM_V r = accumulate ? SM_ADD(SM_MLOAD(cv, last), acc##i##_##v) : acc##i##_##v;  \
+            SM_MSTORE(cv, last, r);                                                         \
+        } else {                                                                            \
+            SM_V r = accumulate ? SM_ADD(SM_LOAD(cv), acc##i##_##v) : acc##i##_##v;         \
+            SM_STORE(cv, r);                                                                \
+        }                                                                                   \
+    }
+    SM_EACH_IV(SM_STORE1)
+#undef SM_STORE1
+}
+
+/* One column block (nv vectors, masked or not) for every row: row tiles of SM_MR_B, the
+ * rows left over with a smaller tile of the same arithmetic. */
+SM_INLINE void SM_LOCAL(bcast_cols)(const int nv, const int masked, int64_t M, int64_t K,
+                                    const SM_T *A, int64_t a_rs, int64_t a_cs, const SM_T *b,
+                                    int64_t b_rs, SM_T *c, int64_t ldc, int accumulate,
+                                    SM_M last) {
+    int64_t i = 0;
+    for (; i + SM_MR_B <= M; i += SM_MR_B)
+        SM_LOCAL(bcast_tile)(SM_MR_B, nv, masked, K, A + i * a_rs, a_rs, a_cs, b, b_rs,
+                             c + i * ldc, ldc, accumulate, last);
+    switch (M - i) {
+#define SM_ROWS_CASE(r)                                                                    \
+    case r:                                                                                \
+        SM_LOCAL(bcast_tile)(r, nv, masked, K, A + i * a_rs, a_rs, a_cs, b, b_rs, c + i * ldc, \
+                             ldc, accumulate, last);                                       \
+        break;
+        SM_ROWS_CASE(1)
+        SM_ROWS_CASE(2)
+        SM_ROWS_CASE(3)
+#if SM_MR_B > 4
+        SM_ROWS_CASE(4)
+        SM_ROWS_CASE(5)
+#endif
+#if SM_MR_B > 6
+        SM_ROWS_CASE(6)
+        SM_ROWS_CASE(7)
+#endif
+#undef SM_ROWS_CASE
+    default:
+        break;
+    }
+}
+
+static void SM_LOCAL(bcast)(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs,
+                            int64_t a_cs, const SM_T *B, int64_t b_rs, SM_T *C, int64_t ldc,
+                            int accumulate) {
+    enum { NB = SM_NV_B * SM_W };
+    const SM_M full = SM_MASK(SM_W);
+    int64_t j = 0;
+    for (; j + NB <= N; j += NB)
+        SM_LOCAL(bcast_cols)(SM_NV_B, 0, M, K, A, a_rs, a_cs, B + j, b_rs, C + j, ldc,
+                             accumulate, full);
+    int64_t rest = N - j;
+    if (rest == 0) return;
+    int nv = (int)((rest + SM_W - 1) / SM_W);
+    SM_M last = SM_MASK((int)(rest - (int64_t)(nv - 1) * SM_W));
+    switch (nv) {
+    case 1:
+        SM_LOCAL(bcast_cols)(1, 1, M, K, A, a_rs, a_cs, B + j, b_rs, C + j, ldc, accumulate, last);
+        break;
+#if SM_NV_B > 1
+    case 2:
+        SM_LOCAL(bcast_cols)(2, 1, M, K, A, a_rs, a_cs, B + j, b_rs, C + j, ldc, accumulate, last);
+        break;
+#endif
+#if SM_NV_B > 2
+    case 3:
+        SM_LOCAL(bcast_cols)(3, 1, M, K, A, a_rs, a_cs, B + j, b_rs, C + j, ldc, accumulate, last);
+        break;
+#endif
+#if SM_NV_B > 3
+    case 4:
+        SM_LOCAL(bcast_cols)(4, 1, M, K, A, a_rs, a_cs, B + j, b_rs, C + j, ldc, accumulate, last);
+        break;
+#endif
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------ dot path */
+
+enum { SM_LOCAL(L) = 64 / (int)sizeof(SM_T) }; /* k-lanes: SM_DU vectors of SM_W */
+
+/* Named accumulators again: acc<i>_<j>_<u> for rows i < 4 of op(A), columns j < 6 of
+ * op(B), vector u < 2 of the L k-lanes; guards i < mr, j < nr, u < SM_DU fold away. */
+#define SM_EACH_U(OP, i, j) OP(i, j, 0) OP(i, j, 1)
+#define SM_EACH_JU(OP, i)                                                                   \
+    SM_EACH_U(OP, i, 0) SM_EACH_U(OP, i, 1) SM_EACH_U(OP, i, 2) SM_EACH_U(OP, i, 3)        \
+    SM_EACH_U(OP, i, 4) SM_EACH_U(OP, i, 5)
+#define SM_EACH_IJU(OP) SM_EACH_JU(OP, 0) SM_EACH_JU(OP, 1) SM_EACH_JU(OP, 2) SM_EACH_JU(OP, 3)
+
+/* Rows [0, mr) of op(A) (a: row stride a_rs, contiguous in k) against columns [0, nr) of
+ * op(B) (b: column stride b_cs, contiguous in k); mr <= 4, nr <= 6. */
+SM_INLINE void SM_LOCAL(dot_tile)(const int mr, const int nr, int64_t K, const SM_T *a,
+                                  int64_t a_rs, const SM_T *b, int64_t b_cs, SM_T *c,
+                                  int64_t ldc, int accumulate) {
+    enum { L = SM_LOCAL(L) };
+#define SM_DECL(i, j, u) SM_V acc##i##_##j##_##u = SM_ZERO();
+    SM_EACH_IJU(SM_DECL)
+#undef SM_DECL
+    int64_t k = 0;
+    for (; k + L <= K; k += L) {
+        /* each operand vector loaded once into a register, then used by mr or nr FMAs */
+#define SM_LDB(j, u) SM_V b##j##_##u = SM_ZERO(); \
+    if (j < nr && u < SM_DU) { b##j##_##u = SM_LOAD(b + j * b_cs + k + u * SM_W); SM_PIN(b##j##_##u); }
+        SM_LDB(0, 0) SM_LDB(0, 1) SM_LDB(1, 0) SM_LDB(1, 1) SM_LDB(2, 0) SM_LDB(2, 1)
+        SM_LDB(3, 0) SM_LDB(3, 1) SM_LDB(4, 0) SM_LDB(4, 1) SM_LDB(5, 0) SM_LDB(5, 1)
+#undef SM_LDB
+#define SM_LDA(i, u) SM_V a##i##_##u = SM_ZERO(); \
+    if (i < mr && u < SM_DU) { a##i##_##u = SM_LOAD(a + i * a_rs + k + u * SM_W); SM_PIN(a##i##_##u); }
+        SM_LDA(0, 0) SM_LDA(0, 1) SM_LDA(1, 0) SM_LDA(1, 1) SM_LDA(2, 0) SM_LDA(2, 1)
+        SM_LDA(3, 0) SM_LDA(3, 1)
+#undef SM_LDA
+#define SM_FMA1(i, j, u)                                                                   \
+    if (i < mr && j < nr && u < SM_DU)                                                     \
+        acc##i##_##j##_##u = SM_FMA(a##i##_##u, b##j##_##u, acc##i##_##j##_##u);
+        SM_EACH_IJU(SM_FMA1)
+#undef SM_FMA1
+    }
+    if (k < K) { /* the last K mod L terms, masked: the lanes past K add 0 * 0 */
+        int rest = (int)(K - k);
+        SM_M m0 = SM_MASK(rest < SM_W ? rest : SM_W);
+        SM_M m1 = SM_MASK(rest <= SM_W ? 0 : rest - SM_W < SM_W ? rest - SM_W : SM_W);
+        (void)m1;
+#define SM_FMA1(i, j, u)                                                                   \
+    if (i < mr && j < nr && u < SM_DU)                                                     \
+        acc##i##_##j##_##u = SM_FMA(SM_MLOAD(a + i * a_rs + k + u * SM_W, m##u),           \
+                                    SM_MLOAD(b + j * b_cs + k + u * SM_W, m##u),           \
+                                    acc##i##_##j##_##u);
+        SM_EACH_IJU(SM_FMA1)
+#undef SM_FMA1
+    }
+#define SM_STORE1(i, j, u)                                                                 \
+    if (i < mr && j < nr && u == 0) {                                                      \
+        SM_V parts[2] = {acc##i##_##j##_0, acc##i##_##j##_1};                              \
+        SM_T s = SM_REDUCE(parts);                                                         \
+        SM_T *cij = c + i * ldc + j;                                                       \
+        *cij = accumulate ? *cij + s : s;                                                  \
+    }
+    SM_EACH_IJU(SM_STORE1)
+#undef SM_STORE1
+}
+
+/* One block of nr columns of op(B) against every row. */
+SM_INLINE void SM_LOCAL(dot_cols)(const int nr, int64_t M, int64_t K, const SM_T *A,
+                                  int64_t a_rs, const SM_T *b, int64_t b_cs, SM_T *c,
+                                  int64_t ldc, int accumulate) {
+    int64_t i = 0;
+    for (; i + SM_MR_D <= M; i += SM_MR_D)
+        SM_LOCAL(dot_tile)(SM_MR_D, nr, K, A + i * a_rs, a_rs, b, b_cs, c + i * ldc, ldc,
+                           accumulate);
+    switch (M - i) {
+#define SM_ROWS_CASE(r)                                                                     \
+    case r:                                                                                 \
+        SM_LOCAL(dot_tile)(r, nr, K, A + i * a_rs, a_rs, b, b_cs, c + i * ldc, ldc, accumulate); \
+        break;
+        SM_ROWS_CASE(1)
+#if SM_MR_D > 2
+        SM_ROWS_CASE(2)
+#endif
+#if SM_MR_D > 3
+        SM_ROWS_CASE(3)
+#endif
+#undef SM_ROWS_CASE
+    default:
+        break;
+    }
+}
+
+static void SM_LOCAL(dot)(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs,
+                          const SM_T *B, int64_t b_cs, SM_T *C, int64_t ldc, int accumulate) {
+    int64_t j = 0;
+    for (; j + SM_NR_D <= N; j += SM_NR_D)
+        SM_LOCAL(dot_cols)(SM_NR_D, M, K, A, a_rs, B + j * b_cs, b_cs, C + j, ldc, accumulate);
+    switch (N - j) {
+#define SM_COLS_CASE(r)                                                                 \
+    case r:                                                                             \
+        SM_LOCAL(dot_cols)(r, M, K, A, a_rs, B + j * b_cs, b_cs, C + j, ldc, accumulate); \
+        break;
+        SM_COLS_CASE(1)
+#if SM_NR_D > 2
+        SM_COLS_CASE(2)
+#endif
+#if SM_NR_D > 3
+        SM_COLS_CASE(3)
+#endif
+#if SM_NR_D > 4
+        SM_COLS_CASE(4)
+#endif
+#if SM_NR_D > 5
+        SM_COLS_CASE(5)
+#endif
+#undef SM_COLS_CASE
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------ entry point */
+
+void SM_NAME(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs, int64_t a_cs,
+             const SM_T *B, int64_t b_rs, int64_t b_cs, SM_T *C, int64_t ldc, int accumulate) {
+    if (b_cs == 1)
+        SM_LOCAL(bcast)(M, N, K, A, a_rs, a_cs, B, b_rs, C, ldc, accumulate);
+    else /* b_rs == 1 && a_cs == 1 (tg_gemm_smallm_ok) */
+        SM_LOCAL(dot)(M, N, K, A, a_rs, B, b_cs, C, ldc, accumulate);
+}
+
+#undef SM_EACH_V
+#undef SM_EACH_IV
+#undef SM_EACH_I
+#undef SM_EACH_U
+#undef SM_EACH_JU
+#undef SM_EACH_IJU
+#undef SM_INLINE
+#undef SM_LOCAL
+#undef SM_CAT
+#undef SM_CAT_
