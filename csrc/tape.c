@@ -342,10 +342,20 @@ tg_status tg_backward(tg_tensor *root, tg_tensor *grad, int retain_graph) {
                            tg_shape_str(grad->ndim, grad->shape, b1, sizeof b1),
                            tg_dtype_name(grad->dtype), tg_shape_str(root->ndim, root->shape, b2, sizeof b2),
                            tg_dtype_name(root->dtype));
-        /* A copy: the caller's buffer may be a gradient this backward adds into
-         * (y.backward(x.grad)), and the kernels would then read updated values. */
-        seed = tg_clone_data(grad);
-        if (!seed) return TG_ERR_NOMEM;
+        /* The caller's tensor seeds a record's gradient as it is (no copy: at 4096^2 the
+         * copy was 64 MB per backward): backward only reads it, while the root record's
+         * backward runs, and a leaf gradient that shares its storage (y.backward(x.grad))
+         * is set aside during that record's backward (lock_leaves: the kernels add into
+         * a private gradient, added into the real one afterwards), so no kernel reads
+         * values it has updated. A leaf root's gradient becomes a copy: it is the leaf's
+         * own from then on, and later backwards add into it. */
+        if (root->node) {
+            seed = grad;
+            tg_tensor_retain(seed);
+        } else {
+            seed = tg_clone_data(grad);
+            if (!seed) return TG_ERR_NOMEM;
+        }
     } else {
         if (root->numel != 1)
             return tg_fail(TG_ERR_STATE,

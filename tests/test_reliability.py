@@ -194,6 +194,13 @@ def test_backward_seed_that_is_the_gradient_being_accumulated():
     x.grad = tg.tensor(G0.copy())
     (x @ tg.tensor(W)).backward(x.grad)
     np.testing.assert_allclose(x.grad.numpy(), G0 + G0 @ W.T, rtol=1e-12)
+    # the seed's storage is a gradient deeper in the graph (backward uses the caller's
+    # tensor as the seed, uncopied)
+    x2 = tg.tensor(X, requires_grad=True)
+    x2.grad = tg.tensor(G0.copy())
+    (x2.tanh() @ tg.tensor(W)).backward(x2.grad)
+    np.testing.assert_allclose(x2.grad.numpy(), G0 + (G0 @ W.T) * (1 - np.tanh(X) ** 2),
+                               rtol=1e-12)
     # a leaf as the root: its gradient doubles
     v = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
     v.grad = tg.tensor([3.0, 4.0], dtype=tg.float64)
