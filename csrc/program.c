@@ -613,7 +613,9 @@ static tg_status check_params(tg_program *p) {
 }
 
 /* Take the parameters' gradients over: .grad is None, the arena's view, or another
- * tensor of the same shape (its values are copied in). */
+ * tensor of the same shape (its values are copied in). During the run every .grad is the
+ * arena's view (the optimizer reads it there); grad_none keeps PyTorch's None, which
+ * grads_out gives back. */
 static tg_status grads_in(tg_program *p) {
     for (int k = 0; k < p->nparams; k++) {
         pparam *pp = &p->params[k];
@@ -621,8 +623,10 @@ static tg_status grads_in(tg_program *p) {
         tg_grad_lock(leaf);
         tg_tensor *g = leaf->grad;
         p->grad_none[k] = g == NULL;
-        if (g && g != pp->view) {
-            memcpy(pp->view->data, g->data, (size_t)pp->view->numel * tg_dtype_size(pp->view->dtype));
+        if (g != pp->view) { /* during the run .grad is the view (None: grad_none says so) */
+            if (g)
+                memcpy(pp->view->data, g->data,
+                       (size_t)pp->view->numel * tg_dtype_size(pp->view->dtype));
             tg_tensor_retain(pp->view);
             leaf->grad = pp->view;
             tg_grad_unlock(leaf);

@@ -147,6 +147,25 @@ def test_replay_lr_schedule_and_changed_hyperparameters():
     np.testing.assert_array_equal(r1, e1.astype(np.float32))  # never overwritten
 
 
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_gradients_dropped_or_zeroed_between_runs(set_to_none):
+    """opt.zero_grad() between runs (.grad None, or zeros): the next run trains exactly
+    as the eager loop does."""
+    X, y = _data("mse")
+    m1, m2 = _model("mse", tg.float32), _model("mse", tg.float32)
+    o1, o2 = _optim("momentum", m1.parameters()), _optim("momentum", m2.parameters())
+    step = tg.compile(m2, "mse", o2)
+    e, r = [], []
+    for _ in range(3):
+        e.append(_eager(m1, o1, "mse", X, y, tg.float32, 2, 4))
+        r.append(step.run(X, y, epochs=2, batch_size=4))
+        o1.zero_grad(set_to_none=set_to_none)
+        o2.zero_grad(set_to_none=set_to_none)
+        assert all((p.grad is None) == set_to_none for p in m2.parameters())
+    np.testing.assert_array_equal(np.concatenate(r), np.concatenate(e).astype(np.float32))
+    _same_params(m1, m2)
+
+
 def test_predict_matches_eager():
     X, _ = _data("mse", n=23)
     for dtype in DTYPES:
