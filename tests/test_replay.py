@@ -179,6 +179,18 @@ def test_predict_matches_eager():
             np.testing.assert_array_equal(got, expected)
 
 
+def test_predict_after_a_parameter_was_replaced():
+    X, _ = _data("mse")
+    m = _model("mse", tg.float64)
+    pred = tg.compile(m)
+    pred(X, batch_size=5)
+    first = list(m.children())[0]
+    first.weight = nn.Parameter(tg.zeros(first.weight.shape, dtype=tg.float64))
+    with tg.no_grad():
+        expected = m(tg.tensor(X)).numpy()
+    np.testing.assert_array_equal(pred(X, batch_size=5), expected)
+
+
 def test_no_allocation_per_replayed_step():
     X, y = _data("cross_entropy", n=64)
     m = _model("cross_entropy", tg.float32, "relu")

@@ -240,6 +240,12 @@ def _predict(cache, model, X, batch_size):
         with no_grad():
             return model(_from_numpy(Xa, dtype)).numpy().copy()
     bs = n if batch_size is None else min(batch_size, n)
+    # a forward program reads the parameters it captured: after a parameter was replaced
+    # (or added, removed, reshaped) capture again (inference has no side effects)
+    sig = [(id(p), tuple(p.shape), p.dtype) for p in model.parameters()]
+    if cache.get("signature") != sig:
+        cache.clear()
+        cache["signature"] = sig
     Xt = _from_numpy(Xa, dtype)
     outs = []
     full = n - n % bs
