@@ -346,21 +346,9 @@ tg_status tg_check_same_dtype_meta(const char *op, const tg_meta *a, const tg_me
 /* Normalise dim into [0, ndim) or fail with TG_ERR_INDEX. */
 tg_status tg_normalize_dim(const char *op, int ndim, int *dim);
 
-/* The shape of a reduced over dim (or every dim when all_dims), keeping reduced dims as
- * size 1 when keepdim; returns its ndim. */
-static inline int tg_reduced_shape(const tg_tensor *a, int all_dims, int dim, int keepdim,
-                                   int64_t *shape) {
-    int ndim = 0;
-    for (int d = 0; d < a->ndim; d++) {
-        if (!(all_dims || d == dim)) shape[ndim++] = a->shape[d];
-        else if (keepdim) shape[ndim++] = 1;
-    }
-    return ndim;
-}
-
 /* View a's shape as (outer, len, inner) around dim: the layout reductions and softmax
  * walk along one dim. */
-static inline void tg_split_dims(const tg_tensor *a, int dim, int64_t *outer, int64_t *len,
+static inline void tg_split_dims(const tg_meta *a, int dim, int64_t *outer, int64_t *len,
                                  int64_t *inner) {
     *outer = 1;
     *inner = 1;
@@ -368,6 +356,12 @@ static inline void tg_split_dims(const tg_tensor *a, int dim, int64_t *outer, in
     for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
     *len = a->ndim ? a->shape[dim] : 1;
 }
+
+/* The check shared by the reductions (sum, mean, int_sum, argmax, argmin): with iparam =
+ * {all_dims, dim, keepdim}, normalise dim (iparam[1]), set the output's meta (of out_dtype:
+ * the reduced dims dropped, or kept as size 1 when keepdim) and dims = {outer, len, inner},
+ * the input viewed around the reduced dim (len = numel for all_dims). ops/reduce.c. */
+tg_status tg_reduction_meta(const char *name, tg_op_args *args, tg_dtype out_dtype);
 
 /* The per-tensor spinlock of `grad` (see struct tg_tensor). Cheap when uncontended (one
  * atomic exchange); a waiter spins briefly, then yields its CPU. Never held for long:

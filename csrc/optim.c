@@ -47,14 +47,7 @@ static tg_optim *optim_alloc(const char *name, tg_tensor **params, int64_t n, op
         o->fresh = tg_calloc((size_t)n, sizeof *o->fresh);
     }
     if (!o || !o->params || !o->state0 || !o->state1 || !o->param_steps || !o->fresh) {
-        if (o) {
-            tg_free(o->fresh);
-            tg_free(o->params);
-            tg_free(o->state0);
-            tg_free(o->state1);
-            tg_free(o->param_steps);
-            tg_free(o);
-        }
+        tg_optim_free(o); /* o->n is 0: frees the arrays made so far */
         tg_fail(TG_ERR_NOMEM, "%s: out of memory", name);
         return NULL;
     }

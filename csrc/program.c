@@ -461,6 +461,9 @@ tg_status tg_capture_output(tg_program *p, tg_tensor *t) {
     return TG_OK;
 }
 
+static void grads_in(tg_program *p);
+static void grads_out(tg_program *p);
+
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static size_t buf_bytes(const pbuf *b) { return (size_t)b->numel * tg_dtype_size(b->dtype); }
@@ -517,25 +520,15 @@ tg_status tg_capture_end(tg_program *p) {
     p->scratch_bytes = scratch;
     p->grad_none = tg_calloc((size_t)(p->nparams ? p->nparams : 1), 1);
     if (!p->grad_none) return prog_fail(p, tg_fail(TG_ERR_NOMEM, "capture_end: out of memory"));
-    /* parameter gradients: the arena's, holding the current .grad; .grad becomes a view */
+    /* parameter gradients: the arena's, holding the current .grad; .grad becomes a view
+     * (or stays None) */
     for (int k = 0; k < p->nparams; k++) {
-        pparam *pp = &p->params[k];
-        pbuf *g = &p->bufs[pp->gbuf];
-        pp->view = arena_view(p->arena, g, g->arena_off);
-        if (!pp->view) return prog_fail(p, TG_ERR_NOMEM);
-        tg_tensor *leaf = pp->tensor;
-        tg_grad_lock(leaf);
-        if (leaf->grad) memcpy(pp->view->data, leaf->grad->data, buf_bytes(g));
-        p->grad_none[k] = leaf->grad == NULL;
-        tg_tensor *old = leaf->grad;
-        leaf->grad = NULL;
-        if (!p->grad_none[k]) {
-            tg_tensor_retain(pp->view);
-            leaf->grad = pp->view;
-        }
-        tg_grad_unlock(leaf);
-        tg_tensor_release(old);
+        pbuf *g = &p->bufs[p->params[k].gbuf];
+        p->params[k].view = arena_view(p->arena, g, g->arena_off);
+        if (!p->params[k].view) return prog_fail(p, TG_ERR_NOMEM);
     }
+    grads_in(p);
+    grads_out(p);
     for (int o = 0; o < p->noptims; o++) {
         int64_t n = tg_optim_param_count(p->optims[o]);
         p->optmap[o] = tg_malloc((size_t)(n ? n : 1) * sizeof(int));
@@ -616,7 +609,7 @@ static tg_status check_params(tg_program *p) {
  * tensor of the same shape (its values are copied in). During the run every .grad is the
  * arena's view (the optimizer reads it there); grad_none keeps PyTorch's None, which
  * grads_out gives back. */
-static tg_status grads_in(tg_program *p) {
+static void grads_in(tg_program *p) {
     for (int k = 0; k < p->nparams; k++) {
         pparam *pp = &p->params[k];
         tg_tensor *leaf = pp->tensor;
@@ -629,13 +622,12 @@ static tg_status grads_in(tg_program *p) {
                        (size_t)pp->view->numel * tg_dtype_size(pp->view->dtype));
             tg_tensor_retain(pp->view);
             leaf->grad = pp->view;
-            tg_grad_unlock(leaf);
-            tg_tensor_release(g);
-            continue;
+        } else {
+            g = NULL; /* nothing to release */
         }
         tg_grad_unlock(leaf);
+        tg_tensor_release(g);
     }
-    return TG_OK;
 }
 
 /* Give the gradients back: .grad is the arena's view, or None. */

@@ -51,11 +51,14 @@ _LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy,
 
 
 def _eager(model, opt, loss, X, y, dtype, epochs, batch_size, shuffle=True, seed=0,
-           drop_last=False, lrs=None):
-    """The eager loop replay must equal: zero_grad, forward, loss, backward, step."""
-    fn = _LOSSES[loss]
+           drop_last=False, lrs=None, ydt=None):
+    """The eager loop replay must equal: zero_grad, forward, loss, backward, step. loss: a
+    name of _LOSSES or a callable; ydt: the targets' dtype (default: int64 labels for
+    cross-entropy, else the model's dtype)."""
+    fn = _LOSSES[loss] if isinstance(loss, str) else loss
     losses = []
-    ydt = tg.int64 if loss == "cross_entropy" else dtype
+    if ydt is None:
+        ydt = tg.int64 if loss == "cross_entropy" else dtype
     for e in range(epochs):
         for idx in batch_indices(len(X), batch_size, e, shuffle, seed, drop_last):
             if lrs is not None:
@@ -64,8 +67,8 @@ def _eager(model, opt, loss, X, y, dtype, epochs, batch_size, shuffle=True, seed
             yb = tg.tensor(np.ascontiguousarray(y[idx]), dtype=ydt)
             opt.zero_grad()
             out = model(xb)
-            if ydt is not tg.int64:
-                yb = yb.reshape(-1, 1)
+            if ydt is not tg.int64 and yb.ndim == 1 and out.ndim == 2 and out.shape[1] == 1:
+                yb = yb.reshape(-1, 1)  # TrainStep's rule for a 1-D float target
             value = fn(out, yb)
             value.backward()
             opt.step()

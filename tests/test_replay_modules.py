@@ -6,8 +6,8 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import nn
-from tapegrad.data import batch_indices
 from tapegrad.nn import functional as F
+from test_replay import _eager
 
 
 class Net(nn.Module):
@@ -27,26 +27,6 @@ class Net(nn.Module):
         return nn.LogSoftmax(dim=1)(self.c(nn.ReLU()(h) + h.exp() * 0.01))
 
 
-def _eager(model, opt, loss_fn, X, y, ydt, epochs, bs):
-    losses = []
-    for e in range(epochs):
-        for idx in batch_indices(len(X), bs, e, True, 5, False):
-            xb, yb = tg.tensor(X[idx], dtype=model_dtype(model)), tg.tensor(y[idx], dtype=ydt)
-            opt.zero_grad()
-            out = model(xb)
-            if ydt is not tg.int64 and yb.ndim == 1 and out.ndim == 2 and out.shape[1] == 1:
-                yb = yb.reshape(-1, 1)
-            value = loss_fn(out, yb)
-            value.backward()
-            opt.step()
-            losses.append(value.item())
-    return np.array(losses)
-
-
-def model_dtype(model):
-    return next(iter(model.parameters())).dtype
-
-
 def _check(make_model, loss_fn, y, ydt, dtype, opt_kind="adam"):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((9, 4))
@@ -57,7 +37,7 @@ def _check(make_model, loss_fn, y, ydt, dtype, opt_kind="adam"):
     opts = [tg.optim.Adam(m.parameters(), lr=0.01) if opt_kind == "adam" else
             tg.optim.SGD(m.parameters(), lr=0.05, momentum=0.5, dampening=0.1, weight_decay=0.01)
             for m in models]
-    expected = _eager(models[0], opts[0], loss_fn, X, y, ydt, 3, 4)
+    expected = _eager(models[0], opts[0], loss_fn, X, y, dtype, 3, 4, seed=5, ydt=ydt)
     got = tg.compile(models[1], loss_fn, opts[1]).run(X, y, epochs=3, batch_size=4, seed=5)
     np.testing.assert_array_equal(got, expected.astype(dtype.numpy))
     for (name, a), (_, b) in zip(models[0].named_parameters(), models[1].named_parameters()):

@@ -6,38 +6,10 @@
 
 #include <string.h>
 
-/* iparam = {all_dims, dim, keepdim} (dim normalised here); dims = {outer, len, inner}:
- * the input viewed as (outer, len, inner) around the reduced dim(s); the output's meta,
- * int64. */
-static tg_status int_reduce_meta(const char *name, tg_op_args *args) {
-    const tg_meta *a = &args->in[0];
-    int all_dims = args->iparam[0], dim = args->iparam[1], keepdim = args->iparam[2];
-    tg_status st;
-    if (!all_dims && (st = tg_normalize_dim(name, a->ndim, &dim))) return st;
-    args->iparam[1] = dim;
-    int64_t shape[TG_MAX_DIMS] = {0};
-    int ndim = 0;
-    for (int d = 0; d < a->ndim; d++) {
-        if (!(all_dims || d == dim)) shape[ndim++] = a->shape[d];
-        else if (keepdim) shape[ndim++] = 1;
-    }
-    tg_meta_set(&args->out, TG_INT64, ndim, shape);
-    int64_t outer = 1, len = a->numel, inner = 1;
-    if (!all_dims) { /* tg_split_dims on a meta */
-        for (int d = 0; d < dim; d++) outer *= a->shape[d];
-        for (int d = dim + 1; d < a->ndim; d++) inner *= a->shape[d];
-        len = a->ndim ? a->shape[dim] : 1;
-    }
-    args->dims[0] = outer;
-    args->dims[1] = len;
-    args->dims[2] = inner;
-    return TG_OK;
-}
-
 /* ------------------------------------------------------------------ int_sum */
 
 static tg_status int_sum_check(tg_op_args *args) {
-    return int_reduce_meta("sum", args);
+    return tg_reduction_meta("sum", args, TG_INT64);
 }
 
 static void int_sum_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
@@ -79,7 +51,7 @@ static tg_status arg_check(tg_op_args *args) {
     const char *name = want_max ? "argmax" : "argmin";
     if (args->in[0].dtype == TG_BOOL)
         return tg_fail(TG_ERR_DTYPE, "%s: not supported for bool tensors", name);
-    tg_status st = int_reduce_meta(name, args);
+    tg_status st = tg_reduction_meta(name, args, TG_INT64);
     if (st) return st;
     if (args->dims[1] == 0)
         return tg_fail(TG_ERR_INDEX, "%s: cannot take the %s of an empty dimension", name, name);

@@ -19,13 +19,7 @@ static tg_status softmax_check(tg_op_args *a) {
     tg_status st = tg_check_float_meta(name, x);
     if (!st) st = tg_normalize_dim(name, x->ndim, &a->iparam[0]);
     if (st) return st;
-    const int dim = a->iparam[0];
-    int64_t outer = 1, inner = 1;
-    for (int d = 0; d < dim; d++) outer *= x->shape[d];
-    for (int d = dim + 1; d < x->ndim; d++) inner *= x->shape[d];
-    a->dims[0] = outer;
-    a->dims[1] = x->ndim ? x->shape[dim] : 1;
-    a->dims[2] = inner;
+    tg_split_dims(x, a->iparam[0], &a->dims[0], &a->dims[1], &a->dims[2]);
     a->out = *x;
     return TG_OK;
 }

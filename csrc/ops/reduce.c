@@ -18,15 +18,27 @@
 DEFINE_PAIRWISE_SUM(pairwise_sum_f32, float)
 DEFINE_PAIRWISE_SUM(pairwise_sum_f64, double)
 
-/* The reduced shape of m over dim (or every dim when all_dims), keeping reduced dims as
- * size 1 when keepdim (tg_reduced_shape on a meta); returns its ndim. */
-static int reduced_shape(const tg_meta *m, int all_dims, int dim, int keepdim, int64_t *shape) {
+tg_status tg_reduction_meta(const char *name, tg_op_args *args, tg_dtype out_dtype) {
+    const tg_meta *a = &args->in[0];
+    int all_dims = args->iparam[0], dim = args->iparam[1], keepdim = args->iparam[2];
+    tg_status st;
+    if (!all_dims && (st = tg_normalize_dim(name, a->ndim, &dim))) return st;
+    args->iparam[1] = dim;
+    int64_t shape[TG_MAX_DIMS] = {0};
     int ndim = 0;
-    for (int d = 0; d < m->ndim; d++) {
-        if (!(all_dims || d == dim)) shape[ndim++] = m->shape[d];
+    for (int d = 0; d < a->ndim; d++) {
+        if (!(all_dims || d == dim)) shape[ndim++] = a->shape[d];
         else if (keepdim) shape[ndim++] = 1;
     }
-    return ndim;
+    tg_meta_set(&args->out, out_dtype, ndim, shape);
+    if (all_dims) {
+        args->dims[0] = 1;
+        args->dims[1] = a->numel;
+        args->dims[2] = 1;
+    } else {
+        tg_split_dims(a, dim, &args->dims[0], &args->dims[1], &args->dims[2]);
+    }
+    return TG_OK;
 }
 
 /* Blocks of rows summed apart (see reduce_forward). */
@@ -39,23 +51,9 @@ static tg_status reduce_check(tg_op_args *args) {
     const char *name = tg_op_rows[args->op]->name;
     const tg_meta *a = &args->in[0];
     tg_status st = tg_check_float_meta(name, a);
+    if (!st) st = tg_reduction_meta(name, args, a->dtype);
     if (st) return st;
-    int all_dims = args->iparam[0], dim = args->iparam[1], keepdim = args->iparam[2];
-    if (!all_dims && (st = tg_normalize_dim(name, a->ndim, &dim))) return st;
-    args->iparam[1] = dim;
-    int64_t shape[TG_MAX_DIMS] = {0};
-    int ndim = reduced_shape(a, all_dims, dim, keepdim, shape);
-    tg_meta_set(&args->out, a->dtype, ndim, shape);
-    int64_t outer = 1, len = a->numel, inner = 1;
-    if (!all_dims) {
-        /* tg_split_dims on a meta */
-        for (int d = 0; d < dim; d++) outer *= a->shape[d];
-        for (int d = dim + 1; d < a->ndim; d++) inner *= a->shape[d];
-        len = a->ndim ? a->shape[dim] : 1;
-    }
-    args->dims[0] = outer;
-    args->dims[1] = len;
-    args->dims[2] = inner;
+    const int64_t inner = args->dims[2];
     args->fwd_scratch = a->numel && inner != 1 ? (size_t)inner * 2 * sizeof(double) : 0;
     return TG_OK;
 }
