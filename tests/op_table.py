@@ -176,6 +176,12 @@ def _binary_row(name, domain_b="real"):
         out.append(Sample((make(sa, "real", rng), make(sb, domain_b, rng)), desc="8-d broadcast"))
         out.append(Sample((make((70, 33), "real", rng), make((33,), domain_b, rng)), desc="larger",
                           gradcheck=False))
+        # broadcast operands whose gradient sums segments longer than the kernels' 16
+        # lanes (with a tail): column, scalar and middle-dimension broadcasts, either side
+        for sa, sb in [((40, 37), (40, 1)), ((1, 37), (23, 37)), ((53,), ()), ((), (4, 35)),
+                       ((3, 1, 19), (3, 17, 1)), ((2, 33, 3), (33, 1))]:
+            out.append(Sample((make(sa, "real", rng), make(sb, domain_b, rng)),
+                              desc=f"{sa} {name} {sb}, long reductions", gradcheck=False))
         out.append(Sample((z(0, 3, dtype=f64), make((3,), domain_b, rng)), desc="empty"))
         out.append(Sample((arr([1e300, -1e-300, 3.0]), arr([1e-10, 1e10, 1e300]) if domain_b != "real"
                            else arr([2e300, 1e-300, -3.0])),

@@ -55,31 +55,82 @@ static inline tg_status broadcast_shapes(const char *op, const tg_tensor *a, con
     return broadcast_metas(op, &ma, &mb, bc);
 }
 
-/* Run BODY for every output element in row-major order with ia, ib, io the flat
- * indices into a, b and the output. The order is fixed, so backward's accumulation into
- * broadcast inputs is deterministic. */
-#define BROADCAST_LOOP(bc, ...)                                                            \
+/* The same iteration with fewer dimensions: size-1 dimensions dropped and neighbours that
+ * both operands step through contiguously (or both broadcast) merged, so a same-shape or
+ * scalar operand walks one flat segment and a row-broadcast one walks rows. The element
+ * order (row-major over the output) is unchanged. */
+static inline void broadcast_collapse(const broadcast *in, broadcast *out) {
+    int nd = 0;
+    out->numel = in->numel;
+    for (int d = 0; d < in->ndim; d++) {
+        if (in->shape[d] == 1) continue;
+        if (nd > 0 && out->sa[nd - 1] == in->sa[d] * in->shape[d] &&
+            out->sb[nd - 1] == in->sb[d] * in->shape[d]) {
+            out->shape[nd - 1] *= in->shape[d];
+            out->sa[nd - 1] = in->sa[d];
+            out->sb[nd - 1] = in->sb[d];
+            continue;
+        }
+        out->shape[nd] = in->shape[d];
+        out->sa[nd] = in->sa[d];
+        out->sb[nd] = in->sb[d];
+        nd++;
+    }
+    out->ndim = nd;
+}
+
+/* Run SEG once per innermost segment of the (collapsed) broadcast, in row-major order,
+ * with a0, b0, o0 the flat indices of the segment's first element in a, b and the
+ * output, n its length and sai, sbi the operands' strides along it (each 0 or 1 for the
+ * contiguous operands the ops have; the output's is 1). */
+#define BROADCAST_SEGMENTS(bc_in, ...)                                                     \
     do {                                                                                   \
-        int nd_ = (bc).ndim;                                                               \
-        int64_t inner_ = nd_ ? (bc).shape[nd_ - 1] : 1;                                    \
-        if ((bc).numel == 0) break;                                                        \
-        int64_t sai_ = nd_ ? (bc).sa[nd_ - 1] : 0, sbi_ = nd_ ? (bc).sb[nd_ - 1] : 0;      \
-        int64_t idx_[TG_MAX_DIMS] = {0}, a0_ = 0, b0_ = 0, outer_ = (bc).numel / inner_;   \
+        broadcast cb_;                                                                     \
+        broadcast_collapse(&(bc_in), &cb_);                                                \
+        if (cb_.numel == 0) break;                                                         \
+        const int nd_ = cb_.ndim;                                                          \
+        const int64_t n = nd_ ? cb_.shape[nd_ - 1] : 1;                                    \
+        const int64_t sai = nd_ ? cb_.sa[nd_ - 1] : 0, sbi = nd_ ? cb_.sb[nd_ - 1] : 0;    \
+        int64_t idx_[TG_MAX_DIMS] = {0}, a0 = 0, b0 = 0;                                   \
+        const int64_t outer_ = cb_.numel / n;                                              \
+        (void)sai, (void)sbi;                                                              \
         for (int64_t o_ = 0; o_ < outer_; o_++) {                                          \
-            for (int64_t j_ = 0; j_ < inner_; j_++) {                                      \
-                int64_t ia = a0_ + j_ * sai_, ib = b0_ + j_ * sbi_, io = o_ * inner_ + j_;  \
-                __VA_ARGS__                                                                       \
-            }                                                                              \
+            const int64_t o0 = o_ * n;                                                     \
+            (void)o0;                                                                      \
+            __VA_ARGS__                                                                    \
             for (int d_ = nd_ - 2; d_ >= 0; d_--) {                                        \
                 idx_[d_]++;                                                                \
-                a0_ += (bc).sa[d_];                                                        \
-                b0_ += (bc).sb[d_];                                                        \
-                if (idx_[d_] < (bc).shape[d_]) break;                                      \
-                a0_ -= (bc).sa[d_] * (bc).shape[d_];                                       \
-                b0_ -= (bc).sb[d_] * (bc).shape[d_];                                       \
+                a0 += cb_.sa[d_];                                                          \
+                b0 += cb_.sb[d_];                                                          \
+                if (idx_[d_] < cb_.shape[d_]) break;                                       \
+                a0 -= cb_.sa[d_] * cb_.shape[d_];                                          \
+                b0 -= cb_.sb[d_] * cb_.shape[d_];                                          \
                 idx_[d_] = 0;                                                              \
             }                                                                              \
         }                                                                                  \
     } while (0)
+
+/* Run BODY for every output element in row-major order with ia, ib, io the flat
+ * indices into a, b and the output. The order is fixed, so backward's accumulation into
+ * broadcast inputs is deterministic. Each segment's loop is written for its operands'
+ * strides (1 and 1, 1 and 0, 0 and 1) so the compiler can vectorize it. */
+#define BROADCAST_SEG_LOOP_(SA, SB, ...)                                                   \
+    for (int64_t j_ = 0; j_ < n; j_++) {                                                   \
+        const int64_t ia = a0 + j_ * (SA), ib = b0 + j_ * (SB), io = o0 + j_;              \
+        (void)ia, (void)ib, (void)io;                                                      \
+        __VA_ARGS__                                                                        \
+    }
+#define BROADCAST_LOOP(bc, ...)                                                            \
+    BROADCAST_SEGMENTS(bc, {                                                               \
+        if (sai == 1 && sbi == 1) {                                                        \
+            BROADCAST_SEG_LOOP_(1, 1, __VA_ARGS__)                                         \
+        } else if (sai == 1 && sbi == 0) {                                                 \
+            BROADCAST_SEG_LOOP_(1, 0, __VA_ARGS__)                                         \
+        } else if (sai == 0 && sbi == 1) {                                                 \
+            BROADCAST_SEG_LOOP_(0, 1, __VA_ARGS__)                                         \
+        } else {                                                                           \
+            BROADCAST_SEG_LOOP_(sai, sbi, __VA_ARGS__)                                     \
+        }                                                                                  \
+    })
 
 #endif /* TG_OPS_BROADCAST_H */

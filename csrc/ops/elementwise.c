@@ -77,9 +77,52 @@ static tg_status binary_check(tg_op_args *a) {
         });                                                                                \
     }
 
-/* ga[ia] += GA and gb[ib] += GB for every output element io in order (the accumulation
- * order into broadcast inputs is fixed: deterministic), with g = gout[io], u = x[ia],
- * v = y[ib]. */
+/* ga[ia] += GA and gb[ib] += GB for every output element io, with g = gout[io],
+ * u = x[ia], v = y[ib]; the two gradients in two passes. Along a segment where the
+ * written operand is not broadcast, one add per element; where it is (its stride is 0),
+ * the segment's terms are summed into 16 lanes (term j into lane j % 16, in order), the
+ * lanes added pairwise, and that sum added once. The order is fixed by the shapes alone:
+ * the same bits on every machine and ISA. */
+#define BINARY_TERMS_(T, J, EXPR)                                                          \
+    const T g = gout[o0 + (J)], u = x[a0 + (J) * sai], v = y[b0 + (J) * sbi];              \
+    (void)u, (void)v;                                                                      \
+    const T t_ = (T)(EXPR)
+
+#define BINARY_REDUCE_SEG_(T, DST, EXPR)                                                   \
+    do {                                                                                   \
+        T l_[16] = {0};                                                                    \
+        int64_t j_ = 0;                                                                    \
+        for (; j_ + 16 <= n; j_ += 16)                                                     \
+            for (int k_ = 0; k_ < 16; k_++) {                                              \
+                BINARY_TERMS_(T, j_ + k_, EXPR);                                           \
+                l_[k_] += t_;                                                              \
+            }                                                                              \
+        for (int k_ = 0; j_ < n; j_++, k_++) {                                             \
+            BINARY_TERMS_(T, j_, EXPR);                                                    \
+            l_[k_] += t_;                                                                  \
+        }                                                                                  \
+        for (int w_ = 8; w_ >= 1; w_ /= 2)                                                 \
+            for (int k_ = 0; k_ < w_; k_++) l_[k_] += l_[k_ + w_];                         \
+        (DST) += l_[0];                                                                    \
+    } while (0)
+
+/* one add per element along a segment, with the operands' strides SA, SB spelled out */
+#define BINARY_ADD_SEG_(T, DST, SA, SB, EXPR)                                              \
+    for (int64_t j = 0; j < n; j++) {                                                      \
+        const T g = gout[o0 + j], u = x[a0 + j * (SA)], v = y[b0 + j * (SB)];              \
+        (void)u, (void)v;                                                                  \
+        DST[j] += (EXPR);                                                                  \
+    }
+
+#define BINARY_GRAD_PASS_(T, DST, DSTRIDE, DBASE, EXPR)                                    \
+    BROADCAST_SEGMENTS(a->bc, {                                                            \
+        T *d_ = DST + (DBASE);                                                             \
+        if ((DSTRIDE) == 0) BINARY_REDUCE_SEG_(T, d_[0], EXPR);                            \
+        else if (sai == 1 && sbi == 1) { BINARY_ADD_SEG_(T, d_, 1, 1, EXPR) }              \
+        else if (sai == 1) { BINARY_ADD_SEG_(T, d_, 1, 0, EXPR) }                          \
+        else { BINARY_ADD_SEG_(T, d_, 0, 1, EXPR) }                                        \
+    })
+
 #define BINARY_BACKWARD(NAME, GA, GB)                                                      \
     static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
         TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
@@ -87,14 +130,8 @@ static tg_status binary_check(tg_op_args *a) {
             T *ga = b->gin[0], *gb = b->gin[1];                                            \
             (void)x;                                                                       \
             (void)y;                                                                       \
-            BROADCAST_LOOP(a->bc, {                                                        \
-                const T g = gout[io];                                                      \
-                const T u = x[ia], v = y[ib];                                              \
-                (void)u;                                                                   \
-                (void)v;                                                                   \
-                if (ga) ga[ia] += (GA);                                                    \
-                if (gb) gb[ib] += (GB);                                                    \
-            });                                                                            \
+            if (ga) BINARY_GRAD_PASS_(T, ga, sai, a0, GA);                                 \
+            if (gb) BINARY_GRAD_PASS_(T, gb, sbi, b0, GB);                                 \
         });                                                                                \
     }
 
