@@ -382,6 +382,16 @@ tg_status tg_grad_slot(tg_node *n, int i, void **out);
 
 int tg_get_nthreads_internal(void);
 
+/* Runs fn(ctx, begin, end) over [0, n) in chunks of `chunk` elements on this thread and
+ * up to nthreads - 1 of its gemm pool's workers, those awake to claim chunks (never
+ * waiting for one to wake up); returns when all have run. For elementwise work whose
+ * result does not depend on the split. Defined in kernels/gemm.c, beside the pool. */
+void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
+                     void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx);
+/* Elements from which an elementwise kernel is split over threads, and its chunk size. */
+#define TG_PARALLEL_MIN 65536
+#define TG_PARALLEL_CHUNK 16384
+
 /* tg_tensor_set_grad without the capture guard (an optimizer's zero_grad, recorded by
  * the capture itself). */
 tg_status tg_set_grad_internal(tg_tensor *t, tg_tensor *grad);

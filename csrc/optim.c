@@ -141,22 +141,21 @@ void tg_optim_free(tg_optim *o) {
  *   d = g + momentum * buf (nesterov) or buf (momentum) or g */
 #define SGD_UPDATE(T)                                                                      \
     do {                                                                                   \
-        T *restrict p = param->data;                                                       \
-        T *restrict b = buf ? (T *)buf->data : NULL;                                       \
-        const T *restrict g = grad->data;                                                  \
-        const int64_t n = param->numel;                                                    \
+        T *restrict p = c->param->data;                                                    \
+        T *restrict b = c->buf ? (T *)c->buf->data : NULL;                                 \
+        const T *restrict g = c->grad->data;                                               \
         const T lr = (T)o->lr, wd = (T)o->weight_decay, mom = (T)o->momentum;              \
         const T damp1 = (T)(1 - o->dampening);                                             \
         const int has_wd = o->weight_decay != 0, nesterov = o->nesterov;                   \
-        /* Separate loops per case: each is branch-free, so the compiler vectorizes it. */  \
+        /* Separate loops per case: each is branch-free, so the compiler vectorizes it. */ \
         if (!b && !has_wd) {                                                               \
-            for (int64_t k = 0; k < n; k++) p[k] = p[k] + (-lr) * g[k];                    \
+            for (int64_t k = k0; k < k1; k++) p[k] = p[k] + (-lr) * g[k];                  \
         } else if (!b) {                                                                   \
-            for (int64_t k = 0; k < n; k++) p[k] = p[k] + (-lr) * (g[k] + wd * p[k]);      \
+            for (int64_t k = k0; k < k1; k++) p[k] = p[k] + (-lr) * (g[k] + wd * p[k]);    \
         } else {                                                                           \
-            for (int64_t k = 0; k < n; k++) {                                              \
+            for (int64_t k = k0; k < k1; k++) {                                            \
                 T gk = has_wd ? g[k] + wd * p[k] : g[k];                                   \
-                T bk = first ? gk : b[k] * mom + damp1 * gk;                               \
+                T bk = c->first ? gk : b[k] * mom + damp1 * gk;                            \
                 b[k] = bk;                                                                 \
                 p[k] = p[k] + (-lr) * (nesterov ? gk + mom * bk : bk);                     \
             }                                                                              \
@@ -168,25 +167,24 @@ void tg_optim_free(tg_optim *o) {
  *   p += -(lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
 #define ADAM_UPDATE(T)                                                                     \
     do {                                                                                   \
-        T *restrict p = param->data;                                                       \
-        T *restrict m = o->state0[i]->data;                                                \
-        T *restrict v = o->state1[i]->data;                                                \
-        const T *restrict g = grad->data;                                                  \
-        const int64_t n = param->numel;                                                    \
+        T *restrict p = c->param->data;                                                    \
+        T *restrict m = o->state0[c->i]->data;                                             \
+        T *restrict v = o->state1[c->i]->data;                                             \
+        const T *restrict g = c->grad->data;                                               \
         const int has_wd = o->weight_decay != 0;                                           \
-        double t = (double)o->param_steps[i];                                              \
+        double t = (double)o->param_steps[c->i];                                           \
         double bc1 = 1 - pow(o->beta1, t), bc2 = 1 - pow(o->beta2, t);                     \
-        /* pow(bc2, 0.5), not sqrt: PyTorch computes bias_correction2 ** 0.5 in Python */ \
+        /* pow(bc2, 0.5), not sqrt: PyTorch computes bias_correction2 ** 0.5 in Python */  \
         const T step_size = (T)(o->lr / bc1), bc2_sqrt = (T)pow(bc2, 0.5);                 \
         const T w = (T)(1 - o->beta1), b2 = (T)o->beta2, one_m_b2 = (T)(1 - o->beta2);     \
         const T eps = (T)o->eps, wd = (T)o->weight_decay;                                  \
         const int lerp_from_start = w < (T)0.5;                                            \
-        for (int64_t k = 0; k < n; k++) {                                                  \
+        for (int64_t k = k0; k < k1; k++) {                                                \
             T gk = has_wd ? g[k] + wd * p[k] : g[k];                                       \
             T diff = gk - m[k];                                                            \
             m[k] = lerp_from_start ? m[k] + w * diff : gk - diff * (1 - w);                \
             v[k] = v[k] * b2 + one_m_b2 * gk * gk;                                         \
-            T root = (T)sqrt(v[k]); /* rounded to T first, as torch's sqrt() */          \
+            T root = (T)sqrt(v[k]); /* rounded to T first, as torch's sqrt() */            \
             T denom = root / bc2_sqrt + eps;                                               \
             p[k] = p[k] + (-step_size) * m[k] / denom;                                     \
         }                                                                                  \
@@ -235,6 +233,39 @@ static tg_status prepare_param(const tg_optim *o, int64_t i, step_prep *pp) {
 
 /* Update parameter i, which has a gradient (its grad lock is held); pp holds what
  * prepare_param allocated, and is emptied of what the optimizer takes over. */
+/* One parameter's update, elements [k0, k1): the loops above, on a part of it. Each
+ * element's update reads only that element, so the parameter can be cut anywhere and
+ * the parts run on any threads: the same bits. */
+typedef struct {
+    const tg_optim *o;
+    int64_t i; /* the parameter's index */
+    tg_tensor *param, *buf;
+    const tg_tensor *grad;
+    int first;
+} update_ctx;
+
+static void sgd_part(void *ctx, int64_t k0, int64_t k1) {
+    const update_ctx *c = ctx;
+    const tg_optim *o = c->o;
+    if (c->param->dtype == TG_FLOAT32) SGD_UPDATE(float);
+    else SGD_UPDATE(double);
+}
+
+static void adam_part(void *ctx, int64_t k0, int64_t k1) {
+    const update_ctx *c = ctx;
+    const tg_optim *o = c->o;
+    if (c->param->dtype == TG_FLOAT32) ADAM_UPDATE(float);
+    else ADAM_UPDATE(double);
+}
+
+/* Runs part over the parameter's elements: split over the threads when it is large. */
+static void run_update(void (*part)(void *, int64_t, int64_t), update_ctx *c) {
+    const int64_t n = c->param->numel;
+    const int nt = n >= TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
+    if (nt > 1) tg_parallel_for(n, TG_PARALLEL_CHUNK, nt, part, c);
+    else part(c, 0, n);
+}
+
 static tg_status update_param(tg_optim *o, int64_t i, step_prep *pp) {
     tg_tensor *param = o->params[i];
     /* The kernels take restrict pointers: a gradient that shares storage with the
@@ -269,8 +300,8 @@ static tg_status update_param(tg_optim *o, int64_t i, step_prep *pp) {
             if (o->fresh[i]) first = 1;
             o->fresh[i] = 0;
         }
-        if (param->dtype == TG_FLOAT32) SGD_UPDATE(float);
-        else SGD_UPDATE(double);
+        update_ctx c = {o, i, param, buf, grad, first};
+        run_update(sgd_part, &c);
     } else {
         if (!o->state0[i]) {
             o->state0[i] = pp->state0 ? pp->state0 : tg_tensor_new_like(param, 1);
@@ -285,8 +316,8 @@ static tg_status update_param(tg_optim *o, int64_t i, step_prep *pp) {
             goto done;
         }
         o->param_steps[i]++;
-        if (param->dtype == TG_FLOAT32) ADAM_UPDATE(float);
-        else ADAM_UPDATE(double);
+        update_ctx c = {o, i, param, NULL, grad, 0};
+        run_update(adam_part, &c);
     }
 done:
     tg_tensor_release(copy);

@@ -647,7 +647,46 @@ static void grads_out(tg_program *p) {
     }
 }
 
-static void zero_bytes(void *d, const pbuf *b) { memset(d, 0, buf_bytes(b)); }
+/* Zeroing and the input gathers, split over the threads when large (bytes are bytes:
+ * the same result for any split). */
+static void zero_part(void *ctx, int64_t b0, int64_t b1) {
+    memset((char *)ctx + b0, 0, (size_t)(b1 - b0));
+}
+
+static void zero_bytes(void *d, const pbuf *b) {
+    const size_t bytes = buf_bytes(b);
+    const int nt = bytes >= 4 * (size_t)TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
+    if (nt > 1) tg_parallel_for((int64_t)bytes, 4 * TG_PARALLEL_CHUNK, nt, zero_part, d);
+    else memset(d, 0, bytes);
+}
+
+typedef struct {
+    char *dst;
+    const char *src;
+    const int64_t *idx;
+    size_t rowbytes;
+} gather_ctx;
+
+static void gather_part(void *ctx, int64_t r0, int64_t r1) {
+    const gather_ctx *c = ctx;
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(c->dst + (size_t)r * c->rowbytes, c->src + (size_t)c->idx[r] * c->rowbytes,
+               c->rowbytes);
+}
+
+/* dst's rows r = src's rows idx[r], r < batch */
+static void gather_rows(char *dst, const char *src, const int64_t *idx, int64_t batch,
+                        size_t rowbytes) {
+    gather_ctx c = {dst, src, idx, rowbytes};
+    const size_t bytes = (size_t)batch * rowbytes;
+    const int nt = bytes >= 4 * (size_t)TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
+    if (nt > 1 && rowbytes) {
+        int64_t chunk = (int64_t)(4 * (size_t)TG_PARALLEL_CHUNK / rowbytes);
+        tg_parallel_for(batch, chunk < 1 ? 1 : chunk, nt, gather_part, &c);
+    } else {
+        gather_part(&c, 0, batch);
+    }
+}
 
 static void fill_one(void *d, const pbuf *b) {
     if (b->dtype == TG_FLOAT32)
@@ -799,11 +838,8 @@ static tg_status program_run(tg_program *p, const tg_tensor *x, const tg_tensor 
     for (int64_t s = 0; s < steps; s++) {
         for (int k = 0; k < 2; k++) {
             if (p->inputs[k] < 0) continue;
-            char *dst = p->bufs[p->inputs[k]].data;
-            const char *src = arr[k]->data;
-            const int64_t *idx = ord + s * batch;
-            for (int64_t r = 0; r < batch; r++)
-                memcpy(dst + (size_t)r * rowbytes[k], src + (size_t)idx[r] * rowbytes[k], rowbytes[k]);
+            gather_rows(p->bufs[p->inputs[k]].data, arr[k]->data, ord + s * batch, batch,
+                        rowbytes[k]);
         }
         if (lr)
             for (int o = 0; o < p->noptims; o++) tg_optim_set_lr(p->optims[o], ((const double *)lr->data)[s]);

@@ -230,6 +230,18 @@ struct gemm_pool {
     char *tasks;
     size_t task_size;
     void *(*run)(void *);
+    int counted; /* 0 for a tg_parallel_for job: its workers do not count `pending` */
+    /* The tg_parallel_for job (parallel_for_run): chunks are claimed from par_next; a
+     * thread takes part only after entering through par_refs, which packs the job's
+     * generation (high 32 bits) with the count of threads inside (low 32: the owner's 1
+     * plus the workers that entered). The owner drops its 1 when no chunk is left and
+     * waits for the count to reach 0, so a worker that wakes after that finds the job
+     * closed and never touches the caller's data. */
+    _Atomic uint64_t par_refs;
+    atomic_llong par_next;
+    int64_t par_chunks, par_chunk, par_n;
+    void (*par_fn)(void *ctx, int64_t begin, int64_t end);
+    void *par_ctx;
     pid_t pid; /* of the process that created the workers (they do not survive fork) */
     int nworkers;
     pthread_t threads[MAX_THREADS];
@@ -252,6 +264,8 @@ static void cpu_relax(void) {
     __builtin_ia32_pause();
 #endif
 }
+
+static void parallel_for_enter(gemm_pool *pool, unsigned gen);
 
 static void *pool_worker_main(void *varg) {
     pool_worker_arg *arg = varg;
@@ -283,10 +297,13 @@ static void *pool_worker_main(void *varg) {
         /* a new job: snapshot it under the lock */
         seen = atomic_load_explicit(&pool->generation, memory_order_relaxed);
         int mine = task < pool->ntasks;
-        char *job = mine ? pool->tasks + (size_t)task * pool->task_size : NULL;
+        const int counted = pool->counted;
+        char *job = mine && counted ? pool->tasks + (size_t)task * pool->task_size : NULL;
         void *(*run)(void *) = pool->run;
         pthread_mutex_unlock(&pool->mu);
-        if (mine) {
+        if (mine && !counted) {
+            parallel_for_enter(pool, seen); /* takes part, or finds the job closed */
+        } else if (mine) {
             run(job);
             if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
                 pthread_mutex_lock(&pool->mu);
@@ -329,6 +346,8 @@ static gemm_pool *pool_create(void) {
     if (pthread_cond_init(&pool->done_cv, NULL) != 0) goto fail2;
     atomic_init(&pool->generation, 0u);
     atomic_init(&pool->pending, 0);
+    atomic_init(&pool->par_refs, (uint64_t)0);
+    atomic_init(&pool->par_next, 0);
     pool->pid = getpid();
     if (pthread_setspecific(pool_key, pool) != 0) goto fail3;
     return pool;
@@ -390,6 +409,7 @@ static void run_strips(int n, void *tasks, size_t task_size, void *(*run)(void *
         pool->tasks = base;
         pool->task_size = task_size;
         pool->run = run;
+        pool->counted = 1;
         atomic_store_explicit(&pool->pending, nw, memory_order_relaxed);
         atomic_fetch_add_explicit(&pool->generation, 1u, memory_order_release);
         pthread_cond_broadcast(&pool->work_cv);
@@ -413,6 +433,84 @@ static void run_strips(int n, void *tasks, size_t task_size, void *(*run)(void *
 #else
     for (int s = 0; s < n; s++) run(base + (size_t)s * task_size);
 #endif
+}
+
+/* ------------------------------------------------------------ parallel loops */
+
+void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
+                     void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx);
+
+#if GEMM_HAVE_THREADS
+/* Claims and runs chunks until none is left. */
+static void parallel_for_claim(gemm_pool *pool) {
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&pool->par_next, 1, memory_order_relaxed);
+        if (c >= pool->par_chunks) return;
+        int64_t begin = c * pool->par_chunk, end = begin + pool->par_chunk;
+        pool->par_fn(pool->par_ctx, begin, end < pool->par_n ? end : pool->par_n);
+    }
+}
+
+/* A worker's part of the tg_parallel_for job published as generation `gen`. */
+static void parallel_for_enter(gemm_pool *pool, unsigned gen) {
+    uint64_t r = atomic_load_explicit(&pool->par_refs, memory_order_acquire);
+    do {
+        if ((r >> 32) != gen || (r & 0xffffffffu) == 0) return; /* closed */
+    } while (!atomic_compare_exchange_weak_explicit(&pool->par_refs, &r, r + 1,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire));
+    parallel_for_claim(pool);
+    atomic_fetch_sub_explicit(&pool->par_refs, 1, memory_order_release);
+}
+#endif
+
+/* Runs fn(ctx, begin, end) over [0, n) cut into chunks of `chunk` elements (the last may
+ * be shorter), on this thread and on those of its pool's nthreads - 1 workers that are
+ * awake to claim chunks; returns when every chunk has run. The owner never waits for a
+ * worker to wake up: it claims chunks itself until none is left, then waits only for the
+ * chunks workers already took. fn must not depend on which thread runs a chunk (every
+ * use is elementwise: the same bits for any thread count). No pool (one thread, no
+ * threads in this build, or none could be started): every chunk on this thread. */
+void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
+                     void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx) {
+    if (n <= 0) return;
+    if (chunk < 1) chunk = 1;
+    int64_t chunks = (n + chunk - 1) / chunk;
+#if GEMM_HAVE_THREADS
+    gemm_pool *pool = nthreads > 1 && chunks > 1 ? pool_get(nthreads - 1) : NULL;
+    int nw = pool ? (pool->nworkers < nthreads - 1 ? pool->nworkers : nthreads - 1) : 0;
+    if (nw > 0) {
+        pthread_mutex_lock(&pool->mu);
+        /* the generation this job is published as (the owner alone bumps it) */
+        const unsigned gen = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1u;
+        pool->par_chunks = chunks;
+        pool->par_chunk = chunk;
+        pool->par_n = n;
+        pool->par_fn = fn;
+        pool->par_ctx = ctx;
+        atomic_store_explicit(&pool->par_next, 0, memory_order_relaxed);
+        atomic_store_explicit(&pool->par_refs, (uint64_t)gen << 32 | 1u, memory_order_release);
+        pool->ntasks = nw + 1;
+        pool->tasks = NULL;
+        pool->task_size = 0;
+        pool->run = NULL;
+        pool->counted = 0;
+        atomic_fetch_add_explicit(&pool->generation, 1u, memory_order_release);
+        pthread_cond_broadcast(&pool->work_cv);
+        pthread_mutex_unlock(&pool->mu);
+        parallel_for_claim(pool);
+        atomic_fetch_sub_explicit(&pool->par_refs, 1, memory_order_acq_rel);
+        while ((atomic_load_explicit(&pool->par_refs, memory_order_acquire) & 0xffffffffu) != 0)
+            cpu_relax();
+        return;
+    }
+#else
+    (void)nthreads;
+#endif
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t begin = c * chunk, end = begin + chunk;
+        fn(ctx, begin, end < n ? end : n);
+    }
 }
 
 /* ------------------------------------------------------------ the two dtypes */

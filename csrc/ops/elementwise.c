@@ -60,7 +60,7 @@ static tg_status binary_check(tg_op_args *a) {
     } while (0)
 
 #define BINARY_FORWARD(NAME, EXPR, INT_EXPR)                                               \
-    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {               \
+    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {                \
         if (a->out.dtype == TG_INT64) {                                                    \
             typedef int64_t T;                                                             \
             typedef uint64_t U;                                                            \
@@ -124,7 +124,7 @@ static tg_status binary_check(tg_op_args *a) {
     })
 
 #define BINARY_BACKWARD(NAME, GA, GB)                                                      \
-    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
+    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {               \
         TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
             const T *x = b->in[0], *y = b->in[1], *gout = b->gout;                         \
             T *ga = b->gin[0], *gb = b->gin[1];                                            \
@@ -201,7 +201,7 @@ static tg_status unary_check(tg_op_args *a) {
 
 /* y[i] = EXPR(v = x[i], s = the scalar in T, scalar = the scalar in double) */
 #define UNARY_FORWARD(NAME, EXPR)                                                          \
-    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {               \
+    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {                \
         const double scalar = a->scalar;                                                   \
         (void)scalar;                                                                      \
         TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
@@ -218,7 +218,7 @@ static tg_status unary_check(tg_op_args *a) {
 
 /* gx[i] += EXPR(g = gout[i], v = x[i], s, scalar) */
 #define UNARY_BACKWARD(NAME, EXPR)                                                         \
-    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
+    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {               \
         const double scalar = a->scalar;                                                   \
         (void)scalar;                                                                      \
         TG_FLOAT_SWITCH(a->out.dtype, {                                                    \
@@ -281,19 +281,47 @@ UNARY_ROW(neg, "neg", 0);
  * PyTorch's formulas: exp g y, log g / x, sigmoid g (1 - y) y, tanh g (1 - y y), relu
  * (threshold_backward) x <= 0 ? 0 : g, so NaN's gradient passes through. The gradient
  * reads the output (exp, sigmoid, tanh) or the input (log, relu). */
+/* A vmath kernel over [begin, end) of its arrays: the kernels are elementwise and give
+ * the same bits for an element wherever an array starts (their SIMD body and scalar tail
+ * compute alike), so large arrays are split over the threads. */
+typedef struct {
+    const tg_vmath_table *k;
+    int fn, grad;
+    tg_dtype dtype;
+    const void *a, *g; /* the input or output; the output's gradient (grad) */
+    void *y;           /* the output, or the input's gradient (grad) */
+} vmath_ctx;
+
+static void vmath_part(void *ctx, int64_t b0, int64_t b1) {
+    const vmath_ctx *c = ctx;
+    if (c->dtype == TG_FLOAT32) {
+        const float *a = (const float *)c->a + b0;
+        float *y = (float *)c->y + b0;
+        if (c->grad) c->k->grad_f32[c->fn](a, (const float *)c->g + b0, y, b1 - b0);
+        else c->k->f32[c->fn](a, y, b1 - b0);
+    } else {
+        const double *a = (const double *)c->a + b0;
+        double *y = (double *)c->y + b0;
+        if (c->grad) c->k->grad_f64[c->fn](a, (const double *)c->g + b0, y, b1 - b0);
+        else c->k->f64[c->fn](a, y, b1 - b0);
+    }
+}
+
+static void vmath_run(int fn, int grad, tg_dtype dtype, const void *a, const void *g, void *y,
+                      int64_t n) {
+    vmath_ctx c = {tg_vmath_kernels(), fn, grad, dtype, a, g, y};
+    const int nt = n >= TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
+    if (nt > 1) tg_parallel_for(n, TG_PARALLEL_CHUNK, nt, vmath_part, &c);
+    else vmath_part(&c, 0, n);
+}
+
 #define VMATH_ROW(NAME, OPNAME, FN, SAVES)                                                 \
     static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {               \
-        const tg_vmath_table *k = tg_vmath_kernels();                                      \
-        if (a->out.dtype == TG_FLOAT32) k->f32[FN](b->in[0], b->out, a->out.numel);        \
-        else k->f64[FN](b->in[0], b->out, a->out.numel);                                   \
+        vmath_run(FN, 0, a->out.dtype, b->in[0], NULL, b->out, a->out.numel);              \
     }                                                                                      \
     static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
-        const tg_vmath_table *k = tg_vmath_kernels();                                      \
         const void *arg = ((SAVES) & TG_SAVES_OUTPUT) ? b->out : b->in[0];                 \
-        if (a->out.dtype == TG_FLOAT32)                                                    \
-            k->grad_f32[FN](arg, b->gout, b->gin[0], a->out.numel);                        \
-        else                                                                               \
-            k->grad_f64[FN](arg, b->gout, b->gin[0], a->out.numel);                        \
+        vmath_run(FN, 1, a->out.dtype, arg, b->gout, b->gin[0], a->out.numel);             \
     }                                                                                      \
     const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
                                       .saves = SAVES,                                      \
