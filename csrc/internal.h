@@ -42,7 +42,9 @@ void tg_free(void *p);
 
 typedef struct tg_storage {
     int64_t refcount;
-    void *data;
+    void *data;   /* 64-byte aligned, inside block */
+    void *block;  /* what the allocator returned (freed or cached by tensor.c) */
+    size_t cap;   /* bytes usable from data: nbytes rounded up to the block's size class */
     size_t nbytes;
     /* Bumped (atomically) by every in-place write through the API (copy_, fills, optimizer
      * steps, tg_tensor_copy_from). Shared by every view of the storage. A record keeps the

@@ -406,6 +406,21 @@ tg_status tg_program_output(const tg_program *prog, tg_tensor *dst);
 int64_t tg_program_batch(const tg_program *prog);
 int64_t tg_program_instruction_count(const tg_program *prog);
 
+/* ---------------------------------------------------------------- tensor storage */
+
+/* Tensor data is 64-byte aligned. Freed blocks of 64 KiB or more are kept in a cache of
+ * the thread that frees them and handed out again for tensors of the same size class
+ * (a training step asks for the same sizes every step), instead of going back to the C
+ * library and returning as fresh pages. Per thread: at most 32 blocks and `bytes` in all
+ * (default 256 MiB; 0 turns the cache off and empties it), the oldest dropped first; a
+ * thread's cache is emptied when the thread exits. */
+void tg_set_storage_cache_limit(size_t bytes);
+size_t tg_get_storage_cache_limit(void);
+/* Bytes this thread's cache holds now. */
+size_t tg_storage_cache_bytes(void);
+/* Frees every block in this thread's cache (e.g. before a leak checker's report). */
+void tg_storage_cache_release(void);
+
 /* ---------------------------------------------------------------- kernels & threads */
 
 /* C[M,N] = (accumulate ? C : 0) + op(A)[M,K] * op(B)[K,N], row-major.

@@ -1175,6 +1175,34 @@ def get_num_threads():
     return lib.tg_get_num_threads()
 
 
+def set_storage_cache_limit(nbytes):
+    """Bytes of freed tensor memory this thread keeps for reuse (tapegrad's own; PyTorch
+    has no CPU equivalent). Freed blocks of 64 KiB or more stay in a per-thread cache, at
+    most 32 of them and this many bytes (default 256 MiB), and are handed out again for
+    tensors of the same size class, so a training loop does not get fresh pages from the
+    operating system every step. 0 turns the cache off and empties it."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Integral):
+        raise TypeError(f"set_storage_cache_limit expects an int, got {type(nbytes).__name__}")
+    if nbytes < 0:
+        raise ValueError(f"set_storage_cache_limit: need a size >= 0, got {nbytes}")
+    lib.tg_set_storage_cache_limit(min(int(nbytes), 2**63 - 1))
+
+
+def get_storage_cache_limit():
+    """This thread's storage cache limit in bytes (set_storage_cache_limit)."""
+    return lib.tg_get_storage_cache_limit()
+
+
+def storage_cache_bytes():
+    """Bytes this thread's storage cache holds now."""
+    return lib.tg_storage_cache_bytes()
+
+
+def empty_storage_cache():
+    """Free every block in this thread's storage cache."""
+    lib.tg_storage_cache_release()
+
+
 # Tensor methods, operators and module functions of the op table (_ops.py): add, sub, mul,
 # div, neg, exp, log, sigmoid, tanh, relu, sum, mean (pow's module function is above).
 _ops.generate_tensor(Tensor, globals())
