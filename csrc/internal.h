@@ -229,6 +229,10 @@ typedef struct {
     const void *gout;  /* gradient of the output */
     void *gin[TG_NODE_MAX_INPUTS]; /* gradients to add into; NULL: not needed */
     void *scratch;     /* args.bwd_scratch bytes, 64-byte aligned, or NULL */
+    /* Bit i: gin[i] is a gradient slot created for this step and not zeroed; the kernel
+     * defines every element of it (writes instead of adding). Set only for rows with
+     * TG_ROW_ASSIGN; other rows get zeroed slots and always add. */
+    unsigned assign;
 } tg_bwd_bufs;
 
 /* Fill args (out, dims, sizes) from args->in, or fail with the thread's error set. */
@@ -255,6 +259,10 @@ typedef tg_status (*tg_backward_fn)(tg_node *node);
 /* Row flags. TG_ROW_VIEW: the output is a view of input 0 at args.offset (no forward
  * kernel runs; a program aliases the buffer). */
 #define TG_ROW_VIEW 1u
+/* TG_ROW_ASSIGN: the backward kernel honours tg_bwd_bufs.assign, so a fresh gradient slot
+ * need not be zeroed first (one pass over it instead of two: the gemm rows write their
+ * product with accumulate = 0). */
+#define TG_ROW_ASSIGN 2u
 
 typedef struct {
     const char *name;
@@ -378,9 +386,10 @@ int tg_should_record(const tg_tensor *a, const tg_tensor *b, const tg_tensor *c)
  * Returns the node, or NULL (error set; the caller releases out). */
 tg_node *tg_record(tg_tensor *out, tg_op op, tg_tensor *a, tg_tensor *b, tg_tensor *c);
 
-/* During backward: the buffer to add input i's gradient into (zero-initialised on first
- * use), or *out = NULL when input i needs no gradient. */
-tg_status tg_grad_slot(tg_node *n, int i, void **out);
+/* During backward: the buffer to add input i's gradient into, or *out = NULL when input i
+ * needs no gradient. Created on first use: zeroed, or, when the row has TG_ROW_ASSIGN,
+ * left as it is with *assign set (the kernel writes it whole); *assign is 0 otherwise. */
+tg_status tg_grad_slot(tg_node *n, int i, void **out, int *assign);
 
 int tg_get_nthreads_internal(void);
 
@@ -424,7 +433,7 @@ int tg_capture_active(void);
 void tg_capture_op(const tg_op_args *args, tg_tensor *const *in, tg_tensor *out,
                    tg_tensor *saved, tg_node *node);
 void tg_capture_seed(tg_tensor *root, const tg_tensor *grad);
-void tg_capture_slot(tg_node *n, int i, int created);
+void tg_capture_slot(tg_node *n, int i, int created, int assign);
 void tg_capture_backward(tg_node *n);
 void tg_capture_optim(tg_optim *o, int zero_grad, int set_to_none);
 /* TG_ERR_STATE (named) when an op that a program can't replay reads or writes a tensor

@@ -49,6 +49,11 @@ typedef struct {
     int flag;  /* I_ZERO_GRAD: set_to_none; I_FWD: validated for the whole run already */
     tg_optim *opt;
     tg_op_args args;
+    /* I_BWD of a TG_ROW_ASSIGN row: the inputs whose gradient slot it creates (bits: the
+     * kernel writes them whole, nothing zeroes them first), and per input the parameter
+     * whose gradient it writes whole when that .grad is None at the time (else -1) */
+    unsigned assign;
+    int pfirst[TG_NODE_MAX_INPUTS];
     /* resolved */
     tg_fwd_bufs fb;
     tg_bwd_bufs bb;
@@ -87,6 +92,10 @@ struct tg_program {
     int64_t batch;   /* rows of input 0 */
     int output;      /* buffer of the declared output (the loss) */
     long running; /* a run holds the program (atomic flag: a second run at once fails) */
+    /* what tg_capture_slot saw for pend_node's backward step, for its I_BWD */
+    const tg_node *pend_node;
+    unsigned pend_assign;
+    int pend_pfirst[TG_NODE_MAX_INPUTS];
     tg_tensor *arena;
     void *scratch;
     size_t scratch_bytes;
@@ -182,7 +191,7 @@ static pinstr *new_ins(tg_program *p, int kind) {
     memset(in, 0, sizeof *in);
     in->kind = kind;
     in->out = in->saved = in->gout = in->buf = -1;
-    for (int i = 0; i < TG_NODE_MAX_INPUTS; i++) in->in[i] = in->gin[i] = -1;
+    for (int i = 0; i < TG_NODE_MAX_INPUTS; i++) in->in[i] = in->gin[i] = in->pfirst[i] = -1;
     return in;
 }
 
@@ -291,18 +300,31 @@ void tg_capture_seed(tg_tensor *root, const tg_tensor *grad) {
 
 /* A gradient slot of input i of node n was just made (zeroed) by eager backward, or is
  * about to be added into (a leaf's existing gradient). */
-void tg_capture_slot(tg_node *n, int i, int created) {
+void tg_capture_slot(tg_node *n, int i, int created, int assign) {
     tg_program *p = tls_capture;
     if (!p || p->state != 1) return;
+    if (p->pend_node != n) {
+        p->pend_node = n;
+        p->pend_assign = 0;
+        for (int j = 0; j < TG_NODE_MAX_INPUTS; j++) p->pend_pfirst[j] = -1;
+    }
     tg_tensor *t = n->inputs[i];
-    if (!t->node) { /* a leaf: zeroed at first use if its .grad is None then */
+    if (!t->node) { /* a leaf: zeroed (or written whole) at first use if .grad is None then */
         int k = param_of(p, t);
         if (k < 0) return;
+        if (tg_op_rows[n->op]->flags & TG_ROW_ASSIGN) {
+            p->pend_pfirst[i] = k;
+            return;
+        }
         pinstr *ins = new_ins(p, I_PGRAD_FIRST);
         if (ins) ins->buf = k;
         return;
     }
     if (!created) return;
+    if (assign) { /* the backward kernel writes the new slot whole */
+        p->pend_assign |= 1u << i;
+        return;
+    }
     int b = map_find(p, t);
     if (b < 0) {
         not_replayable(p, "backward through a graph built before the capture began");
@@ -328,6 +350,11 @@ void tg_capture_backward(tg_node *n) {
     if (!ins) return;
     int idx = p->nins - 1;
     const pinstr *fw = &p->ins[f];
+    if (p->pend_node == n) {
+        ins->assign = p->pend_assign;
+        memcpy(ins->pfirst, p->pend_pfirst, sizeof ins->pfirst);
+        p->pend_node = NULL;
+    }
     ins->op = n->op;
     ins->args = fw->args;
     memcpy(ins->in, fw->in, sizeof ins->in);
@@ -559,6 +586,7 @@ tg_status tg_capture_end(tg_program *p) {
         x->bb.out = x->kind == I_BWD && x->out >= 0 ? p->bufs[x->out].data : NULL;
         x->bb.gout = x->gout >= 0 ? p->bufs[x->gout].data : NULL;
         x->fb.scratch = x->bb.scratch = p->scratch;
+        x->bb.assign = x->assign;
     }
     if (p->output < 0 && p->inputs[0] < 0)
         return prog_fail(p, tg_fail(TG_ERR_STATE, "capture_end: no input and no output declared"));
@@ -709,7 +737,18 @@ static tg_status run_step(tg_program *p) {
             if (row->forward && !(row->flags & TG_ROW_VIEW)) row->forward(&x->args, &x->fb);
             break;
         }
-        case I_BWD: tg_op_rows[x->op]->backward_kernel(&x->args, &x->bb); break;
+        case I_BWD: {
+            tg_bwd_bufs bb = x->bb;
+            for (int j = 0; j < TG_NODE_MAX_INPUTS; j++) {
+                const int k = x->pfirst[j];
+                if (k >= 0 && p->grad_none[k]) { /* .grad None: this kernel writes it whole */
+                    bb.assign |= 1u << j;
+                    p->grad_none[k] = 0;
+                }
+            }
+            tg_op_rows[x->op]->backward_kernel(&x->args, &bb);
+            break;
+        }
         case I_FILL_ONE: fill_one(p->bufs[x->buf].data, &p->bufs[x->buf]); break;
         case I_ZERO: zero_bytes(p->bufs[x->buf].data, &p->bufs[x->buf]); break;
         case I_PGRAD_FIRST:

@@ -76,18 +76,20 @@ static void node_release(tg_node *n) {
 
 /* ------------------------------------------------------------------ backward */
 
-tg_status tg_grad_slot(tg_node *n, int i, void **out) {
+tg_status tg_grad_slot(tg_node *n, int i, void **out, int *assign) {
     *out = NULL;
+    *assign = 0;
     tg_tensor *in = n->inputs[i];
     if (!in || !in->requires_grad) return TG_OK;
     tg_tensor **slot = in->node ? &in->node->grad : &in->grad;
     int created = 0;
     if (!*slot) {
-        *slot = tg_tensor_new_like(in, 1);
+        *assign = (tg_op_rows[n->op]->flags & TG_ROW_ASSIGN) != 0;
+        *slot = tg_tensor_new_like(in, !*assign);
         if (!*slot) return TG_ERR_NOMEM;
         created = 1;
     }
-    if (tg_capture_active()) tg_capture_slot(n, i, created);
+    if (tg_capture_active()) tg_capture_slot(n, i, created, *assign);
     *out = (*slot)->data;
     return TG_OK;
 }

@@ -98,6 +98,15 @@ fail:
     return NULL;
 }
 
+/* A failed step leaves the slots it created for this kernel zeroed, as slots are when the
+ * kernel has not run. */
+static tg_status zero_fresh_slots(const tg_node *n, const tg_bwd_bufs *b) {
+    for (int i = 0; i < n->n_inputs; i++)
+        if (b->assign & (1u << i))
+            memset(b->gin[i], 0, (size_t)n->inputs[i]->numel * tg_dtype_size(n->inputs[i]->dtype));
+    return TG_ERR_NOMEM;
+}
+
 tg_status tg_apply_backward(tg_node *n) {
     const tg_op_info *row = tg_op_rows[n->op];
     const tg_op_args *args = n->args;
@@ -107,14 +116,16 @@ tg_status tg_apply_backward(tg_node *n) {
     int any = 0;
     for (int i = 0; i < n->n_inputs; i++) {
         b.in[i] = n->inputs[i] ? n->inputs[i]->data : NULL;
-        if (tg_grad_slot(n, i, &b.gin[i]) != TG_OK) return TG_ERR_NOMEM;
+        int assign;
+        if (tg_grad_slot(n, i, &b.gin[i], &assign) != TG_OK) return zero_fresh_slots(n, &b);
+        b.assign |= (unsigned)assign << i;
         any |= b.gin[i] != NULL;
     }
     if (!any) return TG_OK;
     _Alignas(64) unsigned char stack_buf[STACK_SCRATCH];
     void *heap;
     b.scratch = scratch_get(row->name, args->bwd_scratch, stack_buf, &heap);
-    if (args->bwd_scratch && !b.scratch) return TG_ERR_NOMEM;
+    if (args->bwd_scratch && !b.scratch) return zero_fresh_slots(n, &b);
     row->backward_kernel(args, &b);
     tg_free(heap);
     return TG_OK;

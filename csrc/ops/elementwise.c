@@ -114,7 +114,36 @@ static tg_status binary_check(tg_op_args *a) {
         DST[j] += (EXPR);                                                                  \
     }
 
-#define BINARY_GRAD_PASS_(T, DST, DSTRIDE, DBASE, EXPR)                                    \
+/* A fresh slot (bit BIT of b->assign): an operand that is not broadcast is written, one
+ * element per output element; a broadcast one is zeroed, then summed into. */
+#define BINARY_GRAD_PASS_(T, DST, DSTRIDE, DBASE, EXPR, BIT, NUMEL)                        \
+    if ((b->assign & (BIT)) && (NUMEL) == a->bc.numel) {                                   \
+        BINARY_ASSIGN_PASS_(T, DST, EXPR);                                                 \
+    } else {                                                                               \
+        if (b->assign & (BIT)) memset(DST, 0, (size_t)(NUMEL) * sizeof(T));                \
+        BINARY_ADD_PASS_(T, DST, DSTRIDE, DBASE, EXPR);                                    \
+    }
+
+#define BINARY_ASSIGN_PASS_(T, DST, EXPR)                                                  \
+    BROADCAST_SEGMENTS(a->bc, {                                                            \
+        T *d_ = DST + o0;                                                                  \
+        if (sai == 1 && sbi == 1) {                                                        \
+            BINARY_SET_SEG_(T, d_, 1, 1, EXPR)                                             \
+        } else if (sai == 1) {                                                             \
+            BINARY_SET_SEG_(T, d_, 1, 0, EXPR)                                             \
+        } else {                                                                           \
+            BINARY_SET_SEG_(T, d_, 0, 1, EXPR)                                             \
+        }                                                                                  \
+    })
+
+#define BINARY_SET_SEG_(T, DST, SA, SB, EXPR)                                              \
+    for (int64_t j = 0; j < n; j++) {                                                      \
+        const T g = gout[o0 + j], u = x[a0 + j * (SA)], v = y[b0 + j * (SB)];              \
+        (void)u, (void)v;                                                                  \
+        DST[j] = (EXPR);                                                                   \
+    }
+
+#define BINARY_ADD_PASS_(T, DST, DSTRIDE, DBASE, EXPR)                                     \
     BROADCAST_SEGMENTS(a->bc, {                                                            \
         T *d_ = DST + (DBASE);                                                             \
         if ((DSTRIDE) == 0) BINARY_REDUCE_SEG_(T, d_[0], EXPR);                            \
@@ -130,14 +159,15 @@ static tg_status binary_check(tg_op_args *a) {
             T *ga = b->gin[0], *gb = b->gin[1];                                            \
             (void)x;                                                                       \
             (void)y;                                                                       \
-            if (ga) BINARY_GRAD_PASS_(T, ga, sai, a0, GA);                                 \
-            if (gb) BINARY_GRAD_PASS_(T, gb, sbi, b0, GB);                                 \
+            if (ga) { BINARY_GRAD_PASS_(T, ga, sai, a0, GA, 1u, a->in[0].numel) }          \
+            if (gb) { BINARY_GRAD_PASS_(T, gb, sbi, b0, GB, 2u, a->in[1].numel) }          \
         });                                                                                \
     }
 
 #define BINARY_ROW(NAME, OPNAME, SAVES)                                                    \
     const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
                                       .saves = SAVES,                                      \
+                                      .flags = TG_ROW_ASSIGN,                              \
                                       .check = binary_check,                               \
                                       .forward = NAME##_forward,                           \
                                       .backward_kernel = NAME##_backward}
@@ -316,10 +346,10 @@ static void vmath_run(int fn, int grad, tg_dtype dtype, const void *a, const voi
 }
 
 #define VMATH_ROW(NAME, OPNAME, FN, SAVES)                                                 \
-    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {               \
+    static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {                \
         vmath_run(FN, 0, a->out.dtype, b->in[0], NULL, b->out, a->out.numel);              \
     }                                                                                      \
-    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {              \
+    static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {               \
         const void *arg = ((SAVES) & TG_SAVES_OUTPUT) ? b->out : b->in[0];                 \
         vmath_run(FN, 1, a->out.dtype, arg, b->gout, b->gin[0], a->out.numel);             \
     }                                                                                      \

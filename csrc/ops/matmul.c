@@ -79,14 +79,19 @@ static void matmul_forward(const tg_op_args *args, const tg_fwd_bufs *b) {
 
 static void matmul_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
     const int64_t m = args->dims[0], k = args->dims[1], n = args->dims[2];
-    /* gA (m, k) += G (m, n) . B^T   (B stored (k, n)) */
-    if (b->gin[0]) gemm(args, m, k, n, b->gout, n, 0, b->in[1], n, 1, b->gin[0], k, 1, b->scratch);
+    /* gA (m, k) += G (m, n) . B^T   (B stored (k, n)); = for a fresh slot (b->assign) */
+    if (b->gin[0])
+        gemm(args, m, k, n, b->gout, n, 0, b->in[1], n, 1, b->gin[0], k, !(b->assign & 1u),
+             b->scratch);
     /* gB (k, n) += A^T . G          (A stored (m, k)) */
-    if (b->gin[1]) gemm(args, k, n, m, b->in[0], k, 1, b->gout, n, 0, b->gin[1], n, 1, b->scratch);
+    if (b->gin[1])
+        gemm(args, k, n, m, b->in[0], k, 1, b->gout, n, 0, b->gin[1], n, !(b->assign & 2u),
+             b->scratch);
 }
 
 const tg_op_info tg_row_matmul = {.name = "matmul",
                                   .saves = TG_SAVES_IN0 | TG_SAVES_IN1,
+                                  .flags = TG_ROW_ASSIGN,
                                   .check = matmul_check,
                                   .forward = matmul_forward,
                                   .backward_kernel = matmul_backward};
@@ -166,12 +171,18 @@ static void linear_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
     const int64_t rows = args->dims[0], in = args->dims[1], outf = args->dims[2];
     const tg_dtype dt = args->out.dtype;
     const void *g = b->gout;
-    /* gX (rows, in) += G (rows, out) . W (out, in) */
-    if (b->gin[0]) gemm(args, rows, in, outf, g, outf, 0, b->in[1], in, 0, b->gin[0], in, 1, b->scratch);
+    /* gX (rows, in) += G (rows, out) . W (out, in); = for a fresh slot (b->assign) */
+    if (b->gin[0])
+        gemm(args, rows, in, outf, g, outf, 0, b->in[1], in, 0, b->gin[0], in,
+             !(b->assign & 1u), b->scratch);
     /* gW (out, in) += G^T . X   (G stored (rows, out)) */
-    if (b->gin[1]) gemm(args, outf, in, rows, g, outf, 1, b->in[0], in, 0, b->gin[1], in, 1, b->scratch);
+    if (b->gin[1])
+        gemm(args, outf, in, rows, g, outf, 1, b->in[0], in, 0, b->gin[1], in,
+             !(b->assign & 2u), b->scratch);
     /* gb (out) += column sums of G, row by row (none for a zero-size G, which may still
-     * have 2^40 empty rows; gin[2] is NULL without a bias) */
+     * have 2^40 empty rows; gin[2] is NULL without a bias); a fresh slot starts at 0 */
+    if (b->gin[2] && (b->assign & 4u))
+        memset(b->gin[2], 0, (size_t)outf * tg_dtype_size(dt));
     if (b->gin[2] && rows && outf) {
         TG_FLOAT_SWITCH(dt, {
             const T *gg = g;
@@ -185,6 +196,7 @@ static void linear_backward(const tg_op_args *args, const tg_bwd_bufs *b) {
 /* The bias is not read by backward: it is not saved. */
 const tg_op_info tg_row_linear = {.name = "linear",
                                   .saves = TG_SAVES_IN0 | TG_SAVES_IN1,
+                                  .flags = TG_ROW_ASSIGN,
                                   .check = linear_check,
                                   .forward = linear_forward,
                                   .backward_kernel = linear_backward};
