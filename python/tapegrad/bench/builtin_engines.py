@@ -1,5 +1,6 @@
 """The built-in engines: tapegrad eager, tapegrad replay, the pure-Python reference,
-hand-written numpy, PyTorch eager and JAX jit.
+hand-written numpy, PyTorch eager and JAX jit; and gemm-only, a limit rather than an
+engine (a training step's matrix products alone, for mlp_train).
 
 Every optional library is imported inside ``probe`` only, so the harness runs on an
 install with nothing but numpy and cffi. Each engine's ``configure(n)`` sets its thread

@@ -166,7 +166,8 @@ def format_header(results: BenchResults) -> str:
     blas = ", ".join(f"{b.get('internal_api')} {b.get('version')}" for b in m.get("blas", []))
     lines = [f"{m.get('cpu')} ({m.get('cores')} cores, simd={m.get('simd_level')}"
              f"{', BLAS ' + blas if blas else ''}), python {m.get('python')}, {m.get('date')}",
-             f"threads={','.join(str(t) for t in results.thread_counts)} repeat={s.get('repeat')} warmup={s.get('warmup')} "
+             f"threads={','.join(str(t) for t in results.thread_counts)} "
+             f"repeat={s.get('repeat')} warmup={s.get('warmup')} "
              f"min_time={s.get('min_time_s')}s{' quick' if results.quick else ''}; "
              f"median of per-call times, ratio = engine time / {s.get('baseline')} time "
              "(median of per-repeat ratios; < 1 is faster)"]

@@ -66,7 +66,8 @@ def run(workloads: Optional[Iterable[str]] = None, engines: Optional[Iterable[st
     every registered engine; unavailable ones are skipped with a one-line notice);
     threads: thread count set for every engine (default: the cores this process may
     use), or several (a list, or a string "1,2"): the whole selection then runs once per
-    count and every result records its count; repeat / warmup / min_time: samples per engine, untimed warm-up calls, and
+    count and every result records its count; repeat / warmup / min_time: samples per
+    engine, untimed warm-up calls, and
     the target seconds per sample (defaults 7 / 3 / 0.1, or 3 / 1 / 0.002 with quick);
     quick: the workloads' tiny sizes; baseline: the engine ratios are taken against
     (default torch when available, else numpy); settle: before each sample, wait until
@@ -125,7 +126,8 @@ def run(workloads: Optional[Iterable[str]] = None, engines: Optional[Iterable[st
     machine = machine_info(used)
     machine["contention"] = busy
     settings = {"workloads": [wl.name for wl in chosen], "engines": list(infos),
-                "threads": counts[0] if len(counts) == 1 else counts, "repeat": repeat, "warmup": warmup,
+                "threads": counts[0] if len(counts) == 1 else counts, "repeat": repeat,
+                "warmup": warmup,
                 "min_time_s": min_time, "settle": settle, "baseline": baseline, "seed": seed,
                 "reference_order": list(REFERENCE_ORDER)}
     return BenchResults(

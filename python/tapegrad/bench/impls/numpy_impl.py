@@ -149,8 +149,6 @@ def inference(case):
 
 
 # elementwise: the forward, and the backward by hand: grads(g, x, y, out) -> (dx, dy)
-
-
 def _elementwise_table(s):
     ln_s = np.float32(np.log(s))
     s = np.float32(s)
