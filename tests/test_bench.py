@@ -470,10 +470,10 @@ def test_unknown_names_are_usage_errors(capsys):
 def test_threads_list_runs_everything_once_per_count(tmp_path):
     """threads=[1, 2] (--threads 1,2): every case and engine at each count, the counts'
     results side by side, the engines' settings per count, and the JSON valid."""
-    results = bench.run(["mlp_train", "gemm"], engines=["tapegrad", "numpy", "gemm-only"],
+    results = bench.run(["mlp_train", "per_op"], engines=["tapegrad", "numpy", "gemm-only"],
                         threads=[1, 2], notify=None, **FAST)
     assert results.settings["threads"] == [1, 2] and results.thread_counts == [1, 2]
-    for wl in ("mlp_train", "gemm"):
+    for wl in ("mlp_train", "per_op"):
         for label, _ in bench.get_workload(wl).cases(quick=True):
             rows = results.get(wl, label)
             assert [(r.engine, r.threads) for r in rows] == [
