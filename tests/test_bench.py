@@ -668,7 +668,19 @@ def test_shared_gemm_helpers_match_numpy(dtype):
             got = np.full((p["M"], p["N"]), np.nan, dtype)
             gemm.tg_gemm(A, p["trans_a"], B, p["trans_b"], got, nthreads=nthreads)()
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+            ws = np.full((p["M"], p["N"]), np.nan, dtype)  # the workspace form: same bits
+            gemm.tg_gemm(A, p["trans_a"], B, p["trans_b"], ws, nthreads=nthreads,
+                         workspace=True)()
+            np.testing.assert_array_equal(ws, got)
         assert gemm.flops(p) == 2 * p["M"] * p["N"] * p["K"]
+    big = {"M": 96, "N": 200, "K": 160, "trans_a": 1, "trans_b": 1}
+    A = rng.standard_normal((big["K"], big["M"])).astype(dtype)
+    B = rng.standard_normal((big["N"], big["K"])).astype(dtype)
+    plain, ws = (np.empty((big["M"], big["N"]), dtype) for _ in range(2))
+    gemm.tg_gemm(A, 1, B, 1, plain, nthreads=2)()
+    gemm.tg_gemm(A, 1, B, 1, ws, nthreads=2, workspace=True)()
+    np.testing.assert_array_equal(ws, plain)
+    np.testing.assert_allclose(plain, A.T.astype(np.float64) @ B.T, rtol=1e-4, atol=1e-4)
     A = np.ones((3, 4), dtype)
     with pytest.raises(ValueError, match="shape"):
         gemm.tg_gemm(A, 0, np.ones((5, 2), dtype), 0, np.empty((3, 2), dtype))

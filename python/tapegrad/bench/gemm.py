@@ -79,18 +79,22 @@ def _check(name, x, dtype, shape):
                          f"{'' if x.flags.c_contiguous else ' (not contiguous)'}")
 
 
-def tg_gemm(A, trans_a, B, trans_b, C, nthreads=1, accumulate=False):
+def tg_gemm(A, trans_a, B, trans_b, C, nthreads=1, accumulate=False, workspace=False):
     """A function of no arguments computing ``C = op(A) . op(B)`` in place with
     ``tg_gemm_f32``/``tg_gemm_f64`` through cffi (pointers made once, so a call costs
     only the cffi dispatch). A, B, C: C-contiguous numpy arrays of one float dtype, as
-    stored (A is K x M when ``trans_a``)."""
+    stored (A is K x M when ``trans_a``). ``workspace=True``: ``tg_gemm_ws_f32/f64``
+    with a packing workspace allocated here once (``tg_gemm_workspace_*``), as the
+    matmul and linear ops call it; same kernels and bits, no allocation per call."""
     from tapegrad._ffi import ffi, lib
 
     dtype = np.dtype(C.dtype)
     if dtype == np.float32:
-        ctype, fn = "float[]", lib.tg_gemm_f32
+        ctype, fn, ws_fn, ws_size = ("float[]", lib.tg_gemm_f32, lib.tg_gemm_ws_f32,
+                                     lib.tg_gemm_workspace_f32)
     elif dtype == np.float64:
-        ctype, fn = "double[]", lib.tg_gemm_f64
+        ctype, fn, ws_fn, ws_size = ("double[]", lib.tg_gemm_f64, lib.tg_gemm_ws_f64,
+                                     lib.tg_gemm_workspace_f64)
     else:
         raise TypeError(f"tg_gemm: float32 or float64 only, got {dtype}")
     M, N = C.shape
@@ -101,7 +105,16 @@ def tg_gemm(A, trans_a, B, trans_b, C, nthreads=1, accumulate=False):
     pa, pb, pc = ffi.from_buffer(ctype, A), ffi.from_buffer(ctype, B), ffi.from_buffer(ctype, C)
     lda, ldb, ldc = A.shape[1], B.shape[1], C.shape[1]
     ta, tb, acc, nt = int(bool(trans_a)), int(bool(trans_b)), int(bool(accumulate)), int(nthreads)
-    keep = (A, B, C)  # the buffers stay alive as long as the function
+    if workspace:
+        size = ws_size(M, N, K, ta, tb, nt)
+        work = np.empty(max(1, size), np.uint8)
+        pw = ffi.from_buffer("char[]", work) if size else ffi.NULL
+        keep = (A, B, C, work)  # the buffers stay alive as long as the function
+
+        def call_ws(_keep=keep):
+            ws_fn(M, N, K, pa, lda, ta, pb, ldb, tb, pc, ldc, acc, nt, pw)
+        return call_ws
+    keep = (A, B, C)
 
     def call(_keep=keep):
         fn(M, N, K, pa, lda, ta, pb, ldb, tb, pc, ldc, acc, nt)

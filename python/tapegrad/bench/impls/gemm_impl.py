@@ -1,6 +1,10 @@
 """``gemm-only``: the matrix products of one ``mlp_train`` step and nothing else, each a
 ``tg_gemm_f32``/``tg_gemm_f64`` call through cffi into a preallocated output, on the run's
-thread count (``tapegrad.get_num_threads()``, which the harness set).
+thread count (``tapegrad.get_num_threads()``, which the harness set). The calls go through
+the workspace form (``tg_gemm_ws_*``, the packing workspace allocated once), which is how
+the step's matmul and linear ops call the kernel: plain ``tg_gemm_f32`` would allocate
+its workspace on every call, a cost the step does not pay, and the limit would sit above
+the step.
 
 For MLP([784, 256, 128, 10]) that is 8 products: the forward of each layer, dX of layers
 1 and 2 (layer 0's input needs no gradient), dW of each layer, with the step's shapes and
@@ -27,7 +31,7 @@ def mlp_train(case):
         if p["layer"] == 0 and p["a"] == "X":
             A = np.ascontiguousarray(case["X"], dtype=dtype)
         C = np.empty((p["M"], p["N"]), dtype)
-        call = tg_gemm(A, p["trans_a"], B, p["trans_b"], C, nthreads=nthreads)
+        call = tg_gemm(A, p["trans_a"], B, p["trans_b"], C, nthreads=nthreads, workspace=True)
         call()
         want = np.empty_like(C)
         numpy_gemm(A, p["trans_a"], B, p["trans_b"], want)()
