@@ -14,6 +14,10 @@ tg_gemm_f32 through cffi, ~0.3 us of call overhead). Engines run interleaved, sa
 sample; a sample times a loop of calls lasting ~2 ms; the table gives the median sample in
 GFLOP/s (2 M N K / time) and tapegrad's time as a fraction of the faster peer's
 (< 1: tapegrad is faster). Not a test: nothing is asserted. TAPEGRAD_SIMD lowers the level.
+
+The products and the cffi call are tapegrad.bench.gemm's, shared with the harness:
+`tapegrad bench gemm` times the same products with its method (checked outputs,
+calibrated samples, --threads, JSON); this script is the quick standalone table.
 """
 import argparse
 import os
@@ -27,7 +31,8 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import tapegrad as tg  # noqa: E402
-from tapegrad._ffi import ffi, lib  # noqa: E402
+from tapegrad.bench.gemm import flops, mlp_products, numpy_gemm, product_operands  # noqa: E402
+from tapegrad.bench.gemm import tg_gemm  # noqa: E402
 
 SIZES = [784, 256, 128, 10]
 
@@ -62,14 +67,14 @@ def _interleaved(fns, reps):
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def _tg_gemm(M, N, K, A, ta, B, tb, C):
-    pa, pb, pc = (ffi.from_buffer("float[]", x) for x in (A, B, C))
-    lda, ldb, ldc = A.shape[1], B.shape[1], C.shape[1]
-    f = lib.tg_gemm_f32
+_LABELS = {"fwd": "fwd  x.W^T", "dX": "dX   g.W", "dW": "dW   g^T.x"}
 
-    def run():
-        f(M, N, K, pa, lda, ta, pb, ldb, tb, pc, ldc, 0, 1)
-    return run
+
+def _torch_gemm(torch, A, ta, B, tb, C):
+    a, b = torch.from_numpy(A), torch.from_numpy(B)
+    a, b = (a.t() if ta else a), (b.t() if tb else b)
+    c = torch.from_numpy(C.copy())
+    return lambda: torch.matmul(a, b, out=c)
 
 
 def gemm_table(torch, batches, reps):
@@ -77,39 +82,29 @@ def gemm_table(torch, batches, reps):
     print(f"{'product':18s} {'M':>4s} {'N':>4s} {'K':>4s} | {'tapegrad':>8s} {'numpy':>8s} "
           f"{'torch':>8s} GFLOP/s | {'tg us':>8s} {'ratio':>6s}")
     rows = []
-    for li in range(len(SIZES) - 1):
-        fin, fout = SIZES[li], SIZES[li + 1]
-        W = rng.standard_normal((fout, fin)).astype(np.float32)
-        for b in batches:
-            X = rng.standard_normal((b, fin)).astype(np.float32)
-            G = rng.standard_normal((b, fout)).astype(np.float32)
-            Y = np.empty((b, fout), np.float32)
-            dX = np.empty((b, fin), np.float32)
-            dW = np.empty((fout, fin), np.float32)
-            tX, tW, tG = (torch.from_numpy(a) for a in (X, W, G))
-            tY, tdX, tdW = (torch.from_numpy(a) for a in (Y.copy(), dX.copy(), dW.copy()))
-            prods = [
-                (f"L{li} fwd  x.W^T", b, fout, fin,
-                 _tg_gemm(b, fout, fin, X, 0, W, 1, Y),
-                 lambda X=X, W=W, Y=Y: np.matmul(X, W.T, out=Y),
-                 lambda tX=tX, tW=tW, tY=tY: torch.matmul(tX, tW.t(), out=tY)),
-                (f"L{li} dX   g.W", b, fin, fout,
-                 _tg_gemm(b, fin, fout, G, 0, W, 0, dX),
-                 lambda G=G, W=W, dX=dX: np.matmul(G, W, out=dX),
-                 lambda tG=tG, tW=tW, tdX=tdX: torch.matmul(tG, tW, out=tdX)),
-                (f"L{li} dW   g^T.x", fout, fin, b,
-                 _tg_gemm(fout, fin, b, G, 1, X, 0, dW),
-                 lambda G=G, X=X, dW=dW: np.matmul(G.T, X, out=dW),
-                 lambda tG=tG, tX=tX, tdW=tdW: torch.matmul(tG.t(), tX, out=tdW)),
-            ]
-            for name, M, N, K, f_tg, f_np, f_t in prods:
-                t = _interleaved({"tg": f_tg, "np": f_np, "torch": f_t}, reps)
-                gf = {k: 2.0 * M * N * K / v / 1e9 for k, v in t.items()}
-                ratio = t["tg"] / min(t["np"], t["torch"])
-                rows.append((name, M, N, K, t["tg"] * 1e6, ratio))
-                print(f"{name:18s} {M:4d} {N:4d} {K:4d} | {gf['tg']:8.1f} {gf['np']:8.1f} "
-                      f"{gf['torch']:8.1f}         | {t['tg'] * 1e6:8.2f} {ratio:6.2f}",
-                      flush=True)
+    weights = [rng.standard_normal((fout, fin)).astype(np.float32)
+               for fin, fout in zip(SIZES[:-1], SIZES[1:])]
+    by_layer = {}
+    for b in batches:
+        for p in mlp_products(SIZES, b):
+            by_layer.setdefault(p["layer"], []).append(p)
+    for li in sorted(by_layer):  # layer by layer, then batch, then fwd / dX / dW
+        for p in by_layer[li]:
+            A, B = product_operands(p, rng, np.float32, weight=weights[li])
+            M, N, K = p["M"], p["N"], p["K"]
+            ta, tb = p["trans_a"], p["trans_b"]
+            C = np.empty((M, N), np.float32)
+            name = f"L{li} {_LABELS[p['product']]}"
+            f_tg = tg_gemm(A, ta, B, tb, C.copy(), nthreads=1)
+            f_np = numpy_gemm(A, ta, B, tb, C.copy())
+            f_t = _torch_gemm(torch, A, ta, B, tb, C)
+            t = _interleaved({"tg": f_tg, "np": f_np, "torch": f_t}, reps)
+            gf = {k: flops(p) / v / 1e9 for k, v in t.items()}
+            ratio = t["tg"] / min(t["np"], t["torch"])
+            rows.append((name, M, N, K, t["tg"] * 1e6, ratio))
+            print(f"{name:18s} {M:4d} {N:4d} {K:4d} | {gf['tg']:8.1f} {gf['np']:8.1f} "
+                  f"{gf['torch']:8.1f}         | {t['tg'] * 1e6:8.2f} {ratio:6.2f}",
+                  flush=True)
     return rows
 
 

@@ -1,5 +1,6 @@
 """The built-in engines: tapegrad eager, tapegrad replay, the pure-Python reference,
-hand-written numpy, PyTorch eager and JAX jit.
+hand-written numpy, PyTorch eager and JAX jit; and gemm-only, a limit rather than an
+engine (a training step's matrix products alone, for mlp_train).
 
 Every optional library is imported inside ``probe`` only, so the harness runs on an
 install with nothing but numpy and cffi. Each engine's ``configure(n)`` sets its thread
@@ -238,3 +239,8 @@ register_engine(Engine(
 register_engine(Engine(
     name="jax", description="JAX: jax.jit of value_and_grad + update (CPU)", probe=_jax_probe,
     version=_jax_version, set_threads=_jax_configure, to_numpy=_jax_to_numpy))
+register_engine(Engine(
+    name="gemm-only", description="a limit, not an engine: the step's matrix products alone "
+    "through tg_gemm_f32/f64 (mlp_train); other engines' times are also shown as a multiple of it",
+    version=_tapegrad_version, set_threads=_tapegrad_configure, to_numpy=np.asarray,
+    optional=False, limit=True))

@@ -25,12 +25,15 @@ examples:
   tapegrad bench                         every workload on every installed engine
   tapegrad bench --quick                 tiny sizes, a few repeats (a smoke test)
   tapegrad bench mlp_train matmul --engines tapegrad,torch --threads 1
+  tapegrad bench mlp_train gemm elementwise --threads 1,2   each at 1, then 2 threads
   tapegrad bench --json run.json --plot run.png
   tapegrad bench --compare base.json --threshold 5     exit 3 if anything got >5% slower
   tapegrad bench --load new.json --compare base.json   compare two saved runs
 
 Times are per call of the workload's step; 'vs BASELINE' is the median over repeats of
 (engine time / baseline time in the same repeat): below 1 is faster than the baseline.
+'derived' shows GFLOP/s (gemm, matmul) and, for mlp_train, the step's time as a multiple
+of the gemm-only limit (the step's matrix products alone through tg_gemm).
 """
 
 
@@ -42,8 +45,9 @@ def build_parser():
                    help="workloads to run (default: all; see --list)")
     p.add_argument("--engines", action="append", metavar="E[,E...]",
                    help="engines to run, comma-separated (default: all installed)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="threads for every engine (default: the cores available)")
+    p.add_argument("--threads", metavar="N[,N...]",
+                   help="threads for every engine (default: the cores available); a comma "
+                        "list (1,2) runs the whole selection once per count")
     p.add_argument("--repeat", type=int, metavar="R",
                    help=f"timed samples per engine (default {DEFAULTS['repeat'][0]}, "
                         f"quick {DEFAULTS['repeat'][1]})")

@@ -106,7 +106,11 @@ class Workload:
                  float32 2e-4, float64 1e-9).
     reference:   the engine whose outputs are the truth (default: the first available
                  of numpy, reference, torch, tapegrad that implements the workload).
-    small:       True if the pure-Python reference engine may run it.
+    flops:       ``flops(params) -> number`` of floating-point operations in one call;
+                 when given, the table and the JSON also show the rate (GFLOP/s).
+    caps:        ``caps(params) -> dict`` of upper bounds for one case on the run's
+                 ``repeat``, ``warmup`` and ``min_time`` (e.g. ``{"repeat": 3,
+                 "warmup": 1, "min_time": 0}`` for a case whose one call takes 0.1 s).
     """
 
     name: str
@@ -122,6 +126,8 @@ class Workload:
     rtol: Optional[float] = None
     reference: Optional[str] = None
     label: Callable[[Any], str] = default_label
+    flops: Optional[Callable[[Any], float]] = None
+    caps: Optional[Callable[[Any], Dict[str, float]]] = None
 
     def __post_init__(self):
         if self.unit not in ("time", "per_op", "throughput"):
@@ -170,6 +176,17 @@ class Workload:
     def display_work(self, params) -> float:
         return float(self.work(params)) if self.work is not None else 1.0
 
+    def case_flops(self, params) -> Optional[float]:
+        return float(self.flops(params)) if self.flops is not None else None
+
+    def case_caps(self, params) -> Dict[str, float]:
+        caps = dict(self.caps(params) or {}) if self.caps is not None else {}
+        unknown = set(caps) - {"repeat", "warmup", "min_time"}
+        if unknown:
+            raise ValueError(f"workload {self.name!r}: caps() may bound repeat, warmup and "
+                             f"min_time, got {', '.join(sorted(unknown))}")
+        return caps
+
 
 @dataclass
 class Engine:
@@ -183,6 +200,11 @@ class Engine:
                  "how"}), ``restore()`` puts the previous setting back.
     to_numpy:    converts one engine value (tensor, array, scalar) to a numpy array.
     optional:    False only for engines that are always present (numpy, tapegrad).
+    limit:       True for a bound rather than an implementation of the workload (e.g.
+                 ``gemm-only``: a step's matrix products alone). Its outputs are not
+                 compared with the reference (its implementation checks itself); it is
+                 timed with the others, and every other engine's time in that case is
+                 also given as a multiple of its time (``Result.limit``).
     """
 
     name: str
@@ -192,6 +214,7 @@ class Engine:
     set_threads: Optional[Callable[[int], Any]] = None
     to_numpy: Optional[Callable[[Any], np.ndarray]] = None
     optional: bool = True
+    limit: bool = False
 
 
 _WORKLOADS: Dict[str, Workload] = {}

@@ -11,7 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-SCHEMA_ID = "tapegrad-bench/1"
+SCHEMA_ID = "tapegrad-bench/2"
+READABLE_SCHEMAS = ("tapegrad-bench/1", SCHEMA_ID)  # /1: before threads, flops and limit
 
 
 @dataclass
@@ -24,6 +25,8 @@ class EngineInfo:
     version: Optional[str] = None
     notice: Optional[str] = None      # the one-line reason when skipped
     threads: Optional[Dict[str, Any]] = None  # {"requested", "effective", "controlled", "how"}
+    # the same for each thread count of the run, keyed by the count as a string
+    threads_by_count: Optional[Dict[str, Dict[str, Any]]] = None
 
 
 @dataclass
@@ -34,7 +37,11 @@ class Result:
     not match the reference (not timed); "error": it raised (not timed).
     ``times_s`` holds one per-call time per repeat (each the mean over ``number``
     calls); ``ratio`` is the median over repeats of this engine's time divided by the
-    baseline's time in the same repeat (< 1: faster than the baseline)."""
+    baseline's time in the same repeat (< 1: faster than the baseline).
+    ``threads`` is the thread count the engines were set to for this measurement;
+    ``flops`` the floating-point operations of one call (workloads that define them);
+    ``limit`` ``{"engine", "ratio", "ratio_min", "ratio_max"}``: the same pairwise ratio
+    against a limit engine timed in the same case (``gemm-only`` for mlp_train)."""
 
     workload: str
     case: str
@@ -56,10 +63,20 @@ class Result:
     ratio: Optional[float] = None
     ratio_min: Optional[float] = None
     ratio_max: Optional[float] = None
+    threads: Optional[int] = None
+    flops: Optional[float] = None
+    limit: Optional[Dict[str, Any]] = None
 
     @property
     def key(self):
-        return (self.workload, self.case, self.engine)
+        return (self.workload, self.case, self.engine, self.threads)
+
+    @property
+    def gflops(self):
+        """GFLOP/s at the median time, or None."""
+        if self.flops is None or not self.median_s:
+            return None
+        return self.flops / self.median_s / 1e9
 
     @property
     def ok(self):
@@ -92,10 +109,19 @@ class BenchResults:
     notices: List[str] = field(default_factory=list)
     schema: str = SCHEMA_ID
 
-    def get(self, workload, case=None, engine=None):
-        """The results matching workload (and case, engine when given)."""
+    def get(self, workload, case=None, engine=None, threads=None):
+        """The results matching workload (and case, engine, thread count when given)."""
         return [r for r in self.results if r.workload == workload
-                and (case is None or r.case == case) and (engine is None or r.engine == engine)]
+                and (case is None or r.case == case) and (engine is None or r.engine == engine)
+                and (threads is None or r.threads == threads)]
+
+    @property
+    def thread_counts(self) -> List[int]:
+        """The thread counts of the run (``settings["threads"]`` is one int or a list)."""
+        t = self.settings.get("threads")
+        if t is None:
+            return []
+        return list(t) if isinstance(t, list) else [t]
 
     def engine(self, name) -> Optional[EngineInfo]:
         for e in self.engines:
@@ -125,9 +151,13 @@ class BenchResults:
         validate(d)
         engines = [EngineInfo(**e) for e in d["engines"]]
         results = [Result(**r) for r in d["results"]]
+        counts = d["settings"].get("threads")
+        for r in results:  # a /1 document: one thread count, in the settings
+            if r.threads is None and isinstance(counts, int):
+                r.threads = counts
         return cls(created=d["created"], quick=d["quick"], settings=d["settings"],
                    machine=d["machine"], engines=engines, results=results,
-                   notices=list(d.get("notices", [])), schema=d["schema"])
+                   notices=list(d.get("notices", [])), schema=SCHEMA_ID)
 
     @classmethod
     def load(cls, path) -> "BenchResults":

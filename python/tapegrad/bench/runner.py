@@ -12,7 +12,12 @@ For each case of each workload:
    so drift (thermal, frequency, other load) hits every engine alike;
 4. per engine: median, min and max of the per-call times; the ratio to the baseline is
    computed pair by pair (this engine's sample r over the baseline's sample r) and the
-   median of those ratios reported.
+   median of those ratios reported; the same against a *limit* engine (``gemm-only``)
+   when one was timed in the case.
+
+With several thread counts (``threads=[1, 2]``, ``--threads 1,2``) the whole selection
+runs once per count, every engine set to that count, and each result records its count.
+A workload's ``caps`` may lower repeat, warmup and min_time for its expensive cases.
 """
 from __future__ import annotations
 
@@ -51,7 +56,7 @@ def _notify_stderr(message):
 
 
 def run(workloads: Optional[Iterable[str]] = None, engines: Optional[Iterable[str]] = None, *,
-        threads: Optional[int] = None, repeat: Optional[int] = None,
+        threads=None, repeat: Optional[int] = None,
         warmup: Optional[int] = None, quick: bool = False, baseline: Optional[str] = None,
         min_time: Optional[float] = None, seed: int = 0, settle: Optional[bool] = None,
         progress: Optional[bool] = None, notify=_notify_stderr) -> BenchResults:
@@ -60,7 +65,9 @@ def run(workloads: Optional[Iterable[str]] = None, engines: Optional[Iterable[st
     workloads: names (default: every registered workload); engines: names (default:
     every registered engine; unavailable ones are skipped with a one-line notice);
     threads: thread count set for every engine (default: the cores this process may
-    use); repeat / warmup / min_time: samples per engine, untimed warm-up calls, and
+    use), or several (a list, or a string "1,2"): the whole selection then runs once per
+    count and every result records its count; repeat / warmup / min_time: samples per
+    engine, untimed warm-up calls, and
     the target seconds per sample (defaults 7 / 3 / 0.1, or 3 / 1 / 0.002 with quick);
     quick: the workloads' tiny sizes; baseline: the engine ratios are taken against
     (default torch when available, else numpy); settle: before each sample, wait until
@@ -71,9 +78,7 @@ def run(workloads: Optional[Iterable[str]] = None, engines: Optional[Iterable[st
     """
     notify = notify or (lambda message: None)
     chosen, eng_names = _resolve_names(workloads, engines, baseline)
-    n_threads = int(threads) if threads else cpu_count()
-    if n_threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    counts = thread_counts(threads)
     repeat = int(_default("repeat", quick, repeat))
     warmup = int(_default("warmup", quick, warmup))
     min_time = float(_default("min_time", quick, min_time))
@@ -92,22 +97,26 @@ def run(workloads: Optional[Iterable[str]] = None, engines: Optional[Iterable[st
             "cores): timings will be noisy")
 
     infos, probed, used = _probe_engines(chosen, eng_names, explicit=bool(engines),
-                                         n_threads=n_threads, say=say)
+                                         n_threads=counts[0], say=say)
     available = [n for n in infos if infos[n].status == "available"]
     baseline = _pick_baseline(baseline, available, say)
 
-    restores = _configure_engines(used, infos, n_threads)
-    try:
-        snap = cpu_snapshot()
-        results = _run_cases(chosen, available, probed, baseline, quick, seed, repeat, warmup,
-                             min_time, settle, progress)
-        busy = contention(snap, cpu_snapshot())
-    finally:
-        for restore in reversed(restores):
-            try:
-                restore()
-            except Exception:  # noqa: BLE001 - restoring is best effort
-                pass
+    snap = cpu_snapshot()
+    per_count = []
+    for n_threads in counts:
+        restores = _configure_engines(used, infos, n_threads)
+        try:
+            per_count.append(_run_cases(chosen, available, probed, baseline, quick, seed,
+                                        repeat, warmup, min_time, settle, progress,
+                                        n_threads))
+        finally:
+            for restore in reversed(restores):
+                try:
+                    restore()
+                except Exception:  # noqa: BLE001 - restoring is best effort
+                    pass
+    busy = contention(snap, cpu_snapshot())
+    results = _merge_counts(per_count)
 
     busy["load_average_start"], busy["load_average_end"] = load_start, load_average()
     share = busy["other_cpu_share"]
@@ -117,13 +126,55 @@ def run(workloads: Optional[Iterable[str]] = None, engines: Optional[Iterable[st
     machine = machine_info(used)
     machine["contention"] = busy
     settings = {"workloads": [wl.name for wl in chosen], "engines": list(infos),
-                "threads": n_threads, "repeat": repeat, "warmup": warmup,
+                "threads": counts[0] if len(counts) == 1 else counts, "repeat": repeat,
+                "warmup": warmup,
                 "min_time_s": min_time, "settle": settle, "baseline": baseline, "seed": seed,
                 "reference_order": list(REFERENCE_ORDER)}
     return BenchResults(
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         quick=bool(quick), settings=settings, machine=machine,
         engines=list(infos.values()), results=results, notices=notices)
+
+
+def thread_counts(threads):
+    """[n, ...] from None (the cores available), an int, "1,2" or a list; each >= 1,
+    duplicates dropped, order kept."""
+    if threads is None or threads == "" or threads == 0:
+        return [cpu_count()]
+    if isinstance(threads, str):
+        parts = [p.strip() for p in threads.split(",") if p.strip()]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"threads must be a count or a comma-separated list of counts, "
+                             f"got {threads!r}") from None
+    elif isinstance(threads, (list, tuple)):
+        values = list(threads)
+    else:
+        values = [threads]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"threads must be integers, got {v!r}")
+        if v < 1:
+            raise ValueError(f"threads must be >= 1, got {v}")
+        if int(v) not in out:
+            out.append(int(v))
+    if not out:
+        raise ValueError(f"threads: no thread count in {threads!r}")
+    return out
+
+
+def _merge_counts(per_count):
+    """One result list from one per thread count: case by case, each case's results at
+    every count next to each other (count order, then engine order)."""
+    if len(per_count) == 1:
+        return per_count[0]
+    groups = {}
+    for results in per_count:
+        for r in results:
+            groups.setdefault((r.workload, r.case), []).append(r)
+    return [r for group in groups.values() for r in group]
 
 
 def _resolve_names(workloads, engines, baseline):
@@ -207,7 +258,11 @@ def _configure_engines(used, infos, n_threads):
                 info = {"requested": n_threads, "effective": None, "controlled": False,
                         "how": f"failed: {_one_line(exc)}"}
         if name in infos:
-            infos[name].threads = info
+            if infos[name].threads is None:
+                infos[name].threads = info
+            if infos[name].threads_by_count is None:
+                infos[name].threads_by_count = {}
+            infos[name].threads_by_count[str(n_threads)] = info
             try:
                 infos[name].version = eng.version()
             except Exception:  # noqa: BLE001
@@ -219,6 +274,14 @@ def _reference_candidates(wl):
     if wl.reference:
         return [wl.reference]
     return [n for n in REFERENCE_ORDER if n in wl.impls]
+
+
+def _case_settings(wl, params, repeat, warmup, min_time):
+    """The run's repeat, warmup and min_time, lowered to the workload's caps for this case."""
+    caps = wl.case_caps(params)
+    return (max(1, min(repeat, int(caps.get("repeat", repeat)))),
+            max(0, min(warmup, int(caps.get("warmup", warmup)))),
+            max(0.0, min(min_time, float(caps.get("min_time", min_time)))))
 
 
 def _one_line(exc):
@@ -319,14 +382,15 @@ def check_outputs(got, ref, tol):
 
 
 def _run_cases(chosen, available, probed, baseline, quick, seed, repeat, warmup, min_time,
-               settle, progress):
+               settle, progress, n_threads=None):
     all_engines = registry.engines()
     plan = []
     for wl in chosen:
         engines_here = [n for n in available if n in wl.impls]
         for label, params in wl.cases(quick):
             plan.append((wl, label, params, engines_here))
-    total = sum(len(e) * (repeat + 1) for _, _, _, e in plan)
+    total = sum(len(e) * (_case_settings(wl, p, repeat, warmup, min_time)[0] + 1)
+                for wl, _, p, e in plan)
     bar = _progress_bar(total, progress)
     results = []
     try:
@@ -334,7 +398,8 @@ def _run_cases(chosen, available, probed, baseline, quick, seed, repeat, warmup,
             if bar is not None:
                 bar.set_description(f"{wl.name}[{label}]"[:40])
             results.extend(_run_case(wl, label, params, engines_here, all_engines, probed,
-                                     baseline, seed, repeat, warmup, min_time, settle, bar))
+                                     baseline, seed, repeat, warmup, min_time, settle, bar,
+                                     n_threads))
     finally:
         if bar is not None:
             bar.close()
@@ -350,9 +415,11 @@ def _params_dict(params):
 
 
 def _run_case(wl, label, params, engines_here, all_engines, probed, baseline, seed, repeat,
-              warmup, min_time, settle, bar):
+              warmup, min_time, settle, bar, n_threads=None):
+    repeat, warmup, min_time = _case_settings(wl, params, repeat, warmup, min_time)
     case = wl.make_case(params, seed)
     tol = wl.tolerance(case)
+    case_flops = wl.case_flops(params)
 
     # 1. the reference result
     ref_name, ref_out, ref_problem = None, None, None
@@ -374,7 +441,8 @@ def _run_case(wl, label, params, engines_here, all_engines, probed, baseline, se
     for name in engines_here:
         res = Result(workload=wl.name, case=label, engine=name, status="ok",
                      params=_params_dict(params), reference=ref_name, tolerance=tol,
-                     unit=wl.unit, work=wl.display_work(params), work_name=wl.work_name)
+                     unit=wl.unit, work=wl.display_work(params), work_name=wl.work_name,
+                     threads=n_threads, flops=case_flops)
         results.append(res)
         engine = all_engines[name]
         try:
@@ -383,7 +451,11 @@ def _run_case(wl, label, params, engines_here, all_engines, probed, baseline, se
             res.status, res.reason = "error", f"error: {_one_line(exc)}"
             _advance(bar, repeat + 1)
             continue
-        if ref_out is not None:
+        if engine.limit:
+            res.reference = None
+            res.reason = ("not checked: a limit, not an implementation of the workload "
+                          "(it checks its own products when built)")
+        elif ref_out is not None:
             err, problem = check_outputs(out, ref_out, tol)
             res.max_rel_err = err if math.isfinite(err) else None
             if problem is not None:
@@ -428,6 +500,7 @@ def _run_case(wl, label, params, engines_here, all_engines, probed, baseline, se
     # 5. statistics and pairwise ratios
     by_engine = {t.result.engine: t for t in live if t.result.status == "ok"}
     base = by_engine.get(baseline)
+    limit = next((t for n, t in by_engine.items() if all_engines[n].limit), None)
     for name, t in by_engine.items():
         res = t.result
         res.number = t.number
@@ -439,6 +512,11 @@ def _run_case(wl, label, params, engines_here, all_engines, probed, baseline, se
             if ratios:
                 res.ratio = statistics.median(ratios)
                 res.ratio_min, res.ratio_max = min(ratios), max(ratios)
+        if limit is not None and t is not limit and not all_engines[name].limit:
+            ratios = [a / b for a, b in zip(t.times, limit.times) if b > 0]
+            if ratios:
+                res.limit = {"engine": limit.result.engine, "ratio": statistics.median(ratios),
+                             "ratio_min": min(ratios), "ratio_max": max(ratios)}
     for t in live:  # an engine that failed mid-run keeps no partial times
         if t.result.status != "ok":
             t.result.times_s = []

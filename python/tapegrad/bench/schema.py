@@ -3,7 +3,8 @@ and a validator.
 
 ``validate(doc)`` uses the ``jsonschema`` package when it is installed and otherwise a
 small built-in validator that understands the subset of JSON Schema used here (type,
-enum, const, properties, required, additionalProperties, items, minimum, minItems).
+enum, const, properties, required, additionalProperties (false or a schema), items,
+minimum, minItems).
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ THREADS = {
     },
 }
 
+_THREAD_COUNT = {"type": "integer", "minimum": 1}
+
 ENGINE = {
     "type": "object",
     "required": ["name", "status", "description", "version", "notice", "threads"],
@@ -35,6 +38,12 @@ ENGINE = {
         "version": _STR_OR_NULL,
         "notice": {"type": ["string", "null"], "description": "one line, why it was skipped"},
         "threads": THREADS,
+        "threads_by_count": {
+            "type": ["object", "null"],
+            "description": "the same for each thread count of the run, keyed by the count "
+                           "(a string); absent in tapegrad-bench/1",
+            "additionalProperties": THREADS,
+        },
     },
 }
 
@@ -69,19 +78,40 @@ RESULT = {
                   "description": "median of per-repeat (time / baseline time)"},
         "ratio_min": _NUM_OR_NULL,
         "ratio_max": _NUM_OR_NULL,
+        "threads": {"type": ["integer", "null"], "minimum": 1,
+                    "description": "the thread count every engine was set to for this "
+                                   "result (absent in tapegrad-bench/1: settings.threads)"},
+        "flops": {"type": ["number", "null"], "minimum": 0,
+                  "description": "floating-point operations per call (workloads that "
+                                 "define them: gemm, matmul); GFLOP/s = flops / time / 1e9"},
+        "limit": {
+            "type": ["object", "null"],
+            "description": "this engine's time as a multiple of a limit engine's (gemm-only "
+                           "for mlp_train), median of per-repeat ratios; null: none timed",
+            "required": ["engine", "ratio", "ratio_min", "ratio_max"],
+            "additionalProperties": False,
+            "properties": {
+                "engine": {"type": "string"},
+                "ratio": {"type": "number", "minimum": 0},
+                "ratio_min": {"type": "number", "minimum": 0},
+                "ratio_max": {"type": "number", "minimum": 0},
+            },
+        },
     },
 }
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/tapegrad/tapegrad/bench-schema-1.json",
+    "$id": "https://github.com/tapegrad/tapegrad/bench-schema-2.json",
     "title": "tapegrad bench results",
     "type": "object",
     "required": ["schema", "created", "quick", "settings", "machine", "engines", "results",
                  "notices"],
     "additionalProperties": False,
     "properties": {
-        "schema": {"const": "tapegrad-bench/1"},
+        "schema": {"enum": ["tapegrad-bench/1", "tapegrad-bench/2"],
+                   "description": "2 adds threads/flops/limit per result and lists of "
+                                  "thread counts; a /1 document still reads"},
         "created": {"type": "string", "description": "ISO 8601 UTC time of the run"},
         "quick": {"type": "boolean"},
         "settings": {
@@ -91,7 +121,10 @@ SCHEMA = {
             "properties": {
                 "workloads": {"type": "array", "items": {"type": "string"}},
                 "engines": {"type": "array", "items": {"type": "string"}},
-                "threads": {"type": "integer", "minimum": 1},
+                "threads": {"type": ["integer", "array"], "minimum": 1, "items": _THREAD_COUNT,
+                            "minItems": 1,
+                            "description": "the thread count, or the list of them when "
+                                           "the run was repeated per count (--threads 1,2)"},
                 "repeat": {"type": "integer", "minimum": 1},
                 "warmup": {"type": "integer", "minimum": 0},
                 "min_time_s": {"type": "number", "minimum": 0},
@@ -199,6 +232,8 @@ def _check(value, schema, path):
                 _check(v, props[key], f"{path}[{key!r}]")
             elif schema.get("additionalProperties") is False:
                 raise SchemaError(f"{path}: additional property {key!r} is not allowed")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                _check(v, schema["additionalProperties"], f"{path}[{key!r}]")
     if isinstance(value, list):
         if len(value) < schema.get("minItems", 0):
             raise SchemaError(f"{path}: fewer than {schema['minItems']} items")

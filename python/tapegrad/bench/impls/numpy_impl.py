@@ -146,3 +146,63 @@ def inference(case):
                 np.maximum(h, 0, out=h)
         out["logits"] = h
     return step, lambda: out
+
+
+# elementwise: the forward, and the backward by hand: grads(g, x, y, out) -> (dx, dy)
+def _elementwise_table(s):
+    ln_s = np.float32(np.log(s))
+    s = np.float32(s)
+    return {
+        "relu": (lambda x, y: np.maximum(x, 0), lambda g, x, y, o: (g * (x > 0), None)),
+        "sigmoid": (lambda x, y: 1 / (1 + np.exp(-x)), lambda g, x, y, o: (g * o * (1 - o), None)),
+        "tanh": (lambda x, y: np.tanh(x), lambda g, x, y, o: (g * (1 - o * o), None)),
+        "exp": (lambda x, y: np.exp(x), lambda g, x, y, o: (g * o, None)),
+        "log": (lambda x, y: np.log(x), lambda g, x, y, o: (g / x, None)),
+        "neg": (lambda x, y: -x, lambda g, x, y, o: (-g, None)),
+        "add": (lambda x, y: x + y, lambda g, x, y, o: (g.copy(), g.copy())),
+        "sub": (lambda x, y: x - y, lambda g, x, y, o: (g.copy(), -g)),
+        "mul": (lambda x, y: x * y, lambda g, x, y, o: (g * y, g * x)),
+        "div": (lambda x, y: x / y, lambda g, x, y, o: (g / y, -g * x / (y * y))),
+        "add_row": (lambda x, y: x + y, lambda g, x, y, o: (g.copy(), g.sum(axis=0))),
+        "mul_row": (lambda x, y: x * y, lambda g, x, y, o: (g * y, (g * x).sum(axis=0))),
+        "mul_scalar": (lambda x, y: x * s, lambda g, x, y, o: (g * s, None)),
+        "add_scalar": (lambda x, y: x + s, lambda g, x, y, o: (g.copy(), None)),
+        "rsub_scalar": (lambda x, y: s - x, lambda g, x, y, o: (-g, None)),
+        "div_scalar": (lambda x, y: x / s, lambda g, x, y, o: (g / s, None)),
+        "rdiv_scalar": (lambda x, y: s / x, lambda g, x, y, o: (-g * s / (x * x), None)),
+        "square": (lambda x, y: x * x, lambda g, x, y, o: (g * 2 * x, None)),
+        "pow_scalar": (lambda x, y: x ** s, lambda g, x, y, o: (g * s * x ** (s - 1), None)),
+        "rpow_scalar": (lambda x, y: s ** x, lambda g, x, y, o: (g * o * ln_s, None)),
+        "pow": (lambda x, y: x ** y,
+                lambda g, x, y, o: (g * y * x ** (y - 1), g * o * np.log(x))),
+    }
+
+
+def elementwise(case):
+    from tapegrad.bench.builtin_workloads import SCALAR
+
+    fwd, bwd = _elementwise_table(SCALAR)[case["op"]]
+    x, y, g = case["x"], case.get("y"), case["g"]
+    state = {}
+
+    def step():
+        out = fwd(x, y)
+        state["out"] = out
+        state["grads"] = bwd(g, x, y, out)
+
+    def outputs():
+        dx, dy = state["grads"]
+        got = {"out": state["out"], "grad_x": dx}
+        if y is not None:
+            got["grad_y"] = dy
+        return got
+    return step, outputs
+
+
+def gemm(case):
+    """np.matmul(out=) into a preallocated C: numpy's BLAS (OpenBLAS in the wheels)."""
+    from tapegrad.bench.gemm import numpy_gemm
+
+    C = np.empty((case["M"], case["N"]), np.float32)
+    return numpy_gemm(case["A"], case["trans_a"], case["B"], case["trans_b"], C), \
+        lambda: {"C": C}

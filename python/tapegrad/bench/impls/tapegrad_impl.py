@@ -119,3 +119,40 @@ def inference(case):
         with no_grad():
             out["logits"] = model(X)
     return step, lambda: out
+
+
+def elementwise(case):
+    from tapegrad.bench.builtin_workloads import ELEMENTWISE_OPS
+
+    fn = ELEMENTWISE_OPS[case["op"]].fn
+    x = tg.tensor(case["x"], requires_grad=True)
+    y = tg.tensor(case["y"], requires_grad=True) if "y" in case.inputs else None
+    leaves = [t for t in (x, y) if t is not None]
+    g = tg.tensor(case["g"])
+    state = {}
+
+    def step():
+        for t in leaves:
+            t.grad = None
+        out = fn(tg, x, y)
+        out.backward(g)
+        state["out"] = out
+
+    def outputs():
+        got = {"out": state["out"], "grad_x": x.grad}
+        if y is not None:
+            got["grad_y"] = y.grad
+        return got
+    return step, outputs
+
+
+def gemm(case):
+    """tg_gemm_f32 itself, through cffi, into a preallocated C, on the run's threads."""
+    import numpy as np
+
+    from tapegrad.bench.gemm import tg_gemm
+
+    C = np.empty((case["M"], case["N"]), np.float32)
+    call = tg_gemm(case["A"], case["trans_a"], case["B"], case["trans_b"], C,
+                   nthreads=tg.get_num_threads())
+    return call, lambda: {"C": C}

@@ -123,3 +123,41 @@ def inference(case):
         with no_grad():
             out["logits"] = model(X)
     return step, lambda: out
+
+
+def elementwise(case):
+    from tapegrad.bench.builtin_workloads import ELEMENTWISE_OPS
+
+    fn = ELEMENTWISE_OPS[case["op"]].fn
+    x = torch.from_numpy(case["x"]).requires_grad_(True)
+    y = torch.from_numpy(case["y"]).requires_grad_(True) if "y" in case.inputs else None
+    leaves = [t for t in (x, y) if t is not None]
+    g = torch.from_numpy(case["g"])
+    state = {}
+
+    def step():
+        for t in leaves:
+            t.grad = None
+        out = fn(torch, x, y)
+        out.backward(g)
+        state["out"] = out
+
+    def outputs():
+        got = {"out": state["out"], "grad_x": x.grad}
+        if y is not None:
+            got["grad_y"] = y.grad
+        return got
+    return step, outputs
+
+
+def gemm(case):
+    """torch.matmul(out=) into a preallocated C (transposes are views)."""
+    A, B = torch.from_numpy(case["A"]), torch.from_numpy(case["B"])
+    a = A.t() if case["trans_a"] else A
+    b = B.t() if case["trans_b"] else B
+    C = torch.empty((case["M"], case["N"]), dtype=torch.float32)
+    matmul = torch.matmul
+
+    def step():
+        matmul(a, b, out=C)
+    return step, lambda: {"C": C}
