@@ -79,6 +79,14 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
     * inputs with more dims (..., in): bias 0-d, (1,), (out,) or (1, out).
     """
     input = _input(input, "linear")
+    # the usual case, checked with a few C calls (no shape tuples); tg_linear checks the
+    # rest (sizes and dtypes) and names both shapes when they do not fit
+    if type(weight) is Tensor and (bias is None or type(bias) is Tensor):
+        wh = weight._h
+        if lib.tg_tensor_ndim(wh) == 2 and 1 <= lib.tg_tensor_ndim(input._h) <= 2 and (
+                bias is None or (lib.tg_tensor_ndim(bias._h) == 1 and
+                                 lib.tg_tensor_shape(bias._h)[0] == lib.tg_tensor_shape(wh)[0])):
+            return _wrap(lib.tg_linear(input._h, wh, bias._h if bias is not None else _NULL))
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and not isinstance(t, Tensor):
             raise TypeError(f"linear: {name} must be a tapegrad Tensor, got {type(t).__name__}")
