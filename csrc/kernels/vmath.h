@@ -42,12 +42,25 @@ typedef void (*tg_vm_grad_f32_fn)(const float *restrict a, const float *restrict
 typedef void (*tg_vm_grad_f64_fn)(const double *restrict a, const double *restrict g,
                                   double *restrict gx, int64_t n);
 
-/* One level's kernels, indexed by TG_VMATH_*. */
+/* float32 powers computed in double (vmath_impl.h): y[i] = the power, rounded once to
+ * float32, or NaN in the lanes the caller must compute with libm as
+ * (float)pow((double)a, (double)b); they return how many NaN lanes they left. */
+typedef int64_t (*tg_vm_pow_f32_fn)(const float *restrict x, double s, float *restrict y,
+                                    int64_t n); /* x[i] ** s */
+typedef int64_t (*tg_vm_pow2_f32_fn)(const float *restrict a, const float *restrict b,
+                                     float *restrict y, int64_t n); /* a[i] ** b[i] */
+typedef int64_t (*tg_vm_rpow_f32_fn)(double base, const float *restrict x, float *restrict y,
+                                     int64_t n); /* base ** x[i] */
+
+/* One level's kernels, indexed by TG_VMATH_*, and the float32 powers. */
 typedef struct {
     tg_vm_f32_fn f32[TG_VMATH_COUNT];
     tg_vm_f64_fn f64[TG_VMATH_COUNT];
     tg_vm_grad_f32_fn grad_f32[TG_VMATH_COUNT];
     tg_vm_grad_f64_fn grad_f64[TG_VMATH_COUNT];
+    tg_vm_pow_f32_fn pow_f32;
+    tg_vm_pow2_f32_fn pow2_f32;
+    tg_vm_rpow_f32_fn rpow_f32;
 } tg_vmath_table;
 
 /* The kernels of the SIMD level in use now (tg_gemm_simd_level_now: the CPU's best,
