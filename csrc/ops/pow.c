@@ -26,13 +26,31 @@
 
 /* ------------------------------------------------------------------ float32 general power */
 
+/* The kernels leave NaN in the `bad` lanes of y[i0 .. i0 + m) they cannot round for sure
+ * (and only there): each is set to EXPR (of j, its index), found 16 elements at a time
+ * with a vectorizable test, until all `bad` are done. */
+#define FIX_LANES(y, i0, m, bad, EXPR)                                                     \
+    do {                                                                                   \
+        int64_t left_ = (bad);                                                             \
+        for (int64_t c_ = (i0); left_ > 0 && c_ < (i0) + (m); c_ += 16) {                  \
+            const int64_t e_ = c_ + 16 < (i0) + (m) ? c_ + 16 : (i0) + (m);                \
+            int any_ = 0;                                                                  \
+            for (int64_t j = c_; j < e_; j++) any_ |= (y)[j] != (y)[j];                    \
+            if (!any_) continue;                                                           \
+            for (int64_t j = c_; j < e_; j++)                                              \
+                if ((y)[j] != (y)[j]) {                                                    \
+                    (y)[j] = (EXPR);                                                       \
+                    left_--;                                                               \
+                }                                                                          \
+        }                                                                                  \
+    } while (0)
+
 /* y = (float)pow((double)x[i], s) over n elements (no special exponents) */
 static void pow_f32_by(const tg_vmath_table *k, const float *x, double s, float *y, int64_t n) {
     for (int64_t i0 = 0; i0 < n; i0 += POW_BLOCK) {
         const int64_t m = n - i0 < POW_BLOCK ? n - i0 : POW_BLOCK;
-        if (!k->pow_f32(x + i0, s, y + i0, m)) continue;
-        for (int64_t j = i0; j < i0 + m; j++)
-            if (y[j] != y[j]) y[j] = (float)pow((double)x[j], s);
+        int64_t bad = k->pow_f32(x + i0, s, y + i0, m);
+        FIX_LANES(y, i0, m, bad, (float)pow((double)x[j], s));
     }
 }
 
@@ -41,9 +59,8 @@ static void pow2_f32(const tg_vmath_table *k, const float *a, const float *b, fl
                      int64_t n) {
     for (int64_t i0 = 0; i0 < n; i0 += POW_BLOCK) {
         const int64_t m = n - i0 < POW_BLOCK ? n - i0 : POW_BLOCK;
-        if (!k->pow2_f32(a + i0, b + i0, y + i0, m)) continue;
-        for (int64_t j = i0; j < i0 + m; j++)
-            if (y[j] != y[j]) y[j] = (float)pow((double)a[j], (double)b[j]);
+        int64_t bad = k->pow2_f32(a + i0, b + i0, y + i0, m);
+        FIX_LANES(y, i0, m, bad, (float)pow((double)a[j], (double)b[j]));
     }
 }
 
@@ -51,9 +68,8 @@ static void pow2_f32(const tg_vmath_table *k, const float *a, const float *b, fl
 static void rpow_f32(const tg_vmath_table *k, float base, const float *x, float *y, int64_t n) {
     for (int64_t i0 = 0; i0 < n; i0 += POW_BLOCK) {
         const int64_t m = n - i0 < POW_BLOCK ? n - i0 : POW_BLOCK;
-        if (!k->rpow_f32((double)base, x + i0, y + i0, m)) continue;
-        for (int64_t j = i0; j < i0 + m; j++)
-            if (y[j] != y[j]) y[j] = (float)pow((double)base, (double)x[j]);
+        int64_t bad = k->rpow_f32((double)base, x + i0, y + i0, m);
+        FIX_LANES(y, i0, m, bad, (float)pow((double)base, (double)x[j]));
     }
 }
 
