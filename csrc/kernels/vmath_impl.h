@@ -267,8 +267,9 @@ VM_STATIC double VM_NAME(relu_f64)(double x) { return x < 0.0 ? 0.0 : x; }
  * caller computes it with libm (ops/pow.c). The fast path never gives NaN, so NaN marks
  * exactly the lanes left to the caller.
  *
- *   log a (pow_log_f64, a > 0 finite float32): a = 2^k z, z in [0.748, 1.496) (subnormals
- *     scaled by 2^23 first), 128 intervals of z by its top mantissa bits; c = POW_INVC[i] ~
+ *   log a (pow_log_f64, a > 0 finite float32, taken as a double, so float32 subnormals
+ *     are normal): a = 2^k z, z in [0.748, 1.496), 128 intervals of z by the top bits of
+ *     its (offset) mantissa; c = POW_INVC[i] ~
  *     1 / (the interval's centre) with 28 significant bits (1 exactly for the interval
  *     [1 - 2^-9, 1 + 2^-8) around 1), so r = z c - 1 is exact, |r| <= 2^-8;
  *     log a = (k ln2_hi + POW_LOGC[i]) + (log1p(r) + k ln2_lo), POW_LOGC[i] = -log c rounded,
@@ -277,14 +278,14 @@ VM_STATIC double VM_NAME(relu_f64)(double x) { return x < 0.0 ? 0.0 : x; }
  *     add with at most ~3x cancellation: |error| <= 2^-50 |log a|.
  *   e^p (pow_exp_f64): p = (n + r 128 / ln2) ln2 / 128, |r| <= ln2 / 256, n = 128 e + j;
  *     e^p = 2^e POW_EXP2[j] (1 + r + r^2 (1/2 + r/6 + r^2/24)) (truncation r^5 / 120 <=
- *     2^-49.6), 2^e put into the exponent bits; p is clamped to [-110, 100] first (beyond,
- *     the float32 result is 0 or inf).
+ *     2^-49.6), 2^e put into the exponent bits. Kept only for p in [-110, 100] (p > 100
+ *     gives inf, p < -110 falls back: the float32 result is 0 or inf there).
  * The tables are correctly rounded float64 values; tests/test_pow.py recomputes them with
  * Python's decimal module and checks every digit.
  *
  * Why the rounding is certain: the double p = b * log a is within 2^-50 |t| + 2^-53 |t|
- * of t = b ln a, and |t| < 100 wherever the lane is kept (the result is a normal float32
- * or inf), so e^p is within 2^-43.2 of e^t relatively, and pow_exp_f64 adds under 2^-49:
+ * of t = b ln a, and |p| <= 110 wherever the lane is kept (the result is a normal float32
+ * or inf), so e^p is within 2^-43 of e^t relatively, and pow_exp_f64 adds under 2^-49:
  * y is within 2^10 units of its last bit (2^-53 y each, at least) of the exact power.
  * A float32 rounding depends on the 29 bits of y below float32's 24: the lane is kept only
  * when those bits are more than VM_POW_GUARD = 2^18 units away from the halfway pattern

@@ -7,7 +7,7 @@
  * never rounded to float32; the base of s ** x is rounded to float32 first, as PyTorch's
  * scalar base). It is computed as exp(b log a) in double by the vectorized kernels of
  * kernels/vmath.h, in the lanes where that is certain to round to the same float32 as
- * libm's pow (a > 0 finite, a normal or overflowing result, not within 2^16 double ulps of
+ * libm's pow (a > 0 finite, a normal or overflowing result, not within 2^18 double ulps of
  * a float32 rounding boundary: vmath_impl.h has the error bound); the other lanes (zero,
  * negative, inf and NaN bases, subnormal results, the rare near-halfway results) call libm
  * pow. So the bits are those of libm's pow rounded to float32 at every SIMD level and every
@@ -17,7 +17,6 @@
 #include "../kernels/vmath.h"
 #include "broadcast.h"
 
-#include <string.h>
 #include <tgmath.h>
 
 /* Elements per block: the kernels' NaN lanes are fixed up block by block, while the block
