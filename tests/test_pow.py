@@ -287,7 +287,8 @@ def test_rpow_and_pow_tensor_special_values_match_torch():
         tv = torch.tensor(v, requires_grad=True)
         ty = base ** tv
         ty.backward(torch.ones_like(tv))
-        for got, want in ((y.detach().numpy(), ty.detach().numpy()), (t.grad.numpy(), tv.grad.numpy())):
+        for got, want in ((y.detach().numpy(), ty.detach().numpy()),
+                          (t.grad.numpy(), tv.grad.numpy())):
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=str(base))
             fin = ~np.isnan(want)
             np.testing.assert_allclose(got[fin], want[fin], rtol=2e-6, atol=0, err_msg=str(base))
@@ -296,8 +297,8 @@ def test_rpow_and_pow_tensor_special_values_match_torch():
     (a ** b).backward(tg.tensor(np.ones_like(u)))
     ta, tb = torch.tensor(u, requires_grad=True), torch.tensor(w, requires_grad=True)
     (ta ** tb).backward(torch.ones_like(ta))
-    for got, want in ((a ** b).numpy(), (ta ** tb).detach().numpy()), (a.grad.numpy(), ta.grad.numpy()), \
-            (b.grad.numpy(), tb.grad.numpy()):
+    for got, want in (((a ** b).numpy(), (ta ** tb).detach().numpy()),
+                      (a.grad.numpy(), ta.grad.numpy()), (b.grad.numpy(), tb.grad.numpy())):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         fin = ~np.isnan(want)
         np.testing.assert_allclose(got[fin], want[fin], rtol=2e-6, atol=0)
@@ -370,6 +371,26 @@ def test_broadcast_backward_accumulates_in_output_order():
         want = want + gb_terms[i]
     assert same_bits(b.grad.numpy().ravel(), want)
     assert same_bits(a.grad.numpy(), f32(0) + g * (v * libm_pow32(u, v - f32(1))))
+
+
+def test_modified_output_is_refused_like_torch():
+    """s ** x and x ** y read their output in backward (as PyTorch's do): modifying it in
+    place (under no_grad) first is an error; x ** s reads only x."""
+    x = tg.tensor(np.array([0.5, 1.5, 2.0], np.float32), requires_grad=True)
+    e = tg.tensor(np.array([1.5, -0.5, 2.0], np.float32), requires_grad=True)
+    for make in (lambda: 2.0 ** x, lambda: x ** e):
+        y = make()
+        with tg.no_grad():
+            y.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+            y.sum().backward()
+    x.grad = None
+    y = x ** 2.5
+    with tg.no_grad():
+        y.add_(1.0)
+    y.sum().backward()
+    assert same_bits(x.grad.numpy(), np.float32(0) + np.float32(2.5) *
+                     libm_pow32(np.array([0.5, 1.5, 2.0], np.float32), 1.5))
 
 
 # ------------------------------------------------------------------ levels and threads

@@ -207,36 +207,21 @@ static void rpow_scalar_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
     }
 }
 
-/* d(s**x)/dx = s**x log s (log s once, in T); 0 for s == 0 and x >= 0, as in PyTorch; s**x
- * as the forward computes it, a block at a time */
-#define RPOW_SCALAR_BACKWARD(T, FILL)                                                      \
-    do {                                                                                   \
-        const T *x = b->in[0], *gout = b->gout;                                            \
-        T *gx = b->gin[0];                                                                 \
-        const T s = (T)a->scalar, ls = log(s);                                             \
-        T p[POW_BLOCK];                                                                    \
-        for (int64_t i0 = 0; i0 < n; i0 += POW_BLOCK) {                                    \
-            const int64_t m = n - i0 < POW_BLOCK ? n - i0 : POW_BLOCK;                     \
-            FILL;                                                                          \
-            for (int64_t j = 0; j < m; j++) {                                              \
-                const T v = x[i0 + j];                                                     \
-                gx[i0 + j] += gout[i0 + j] * (s == 0 && v >= 0 ? (T)0 : p[j] * ls);        \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
-
+/* d(s**x)/dx = s**x log s (log s once, in T); 0 for s == 0 and x >= 0, as in PyTorch. s**x
+ * is the forward's output, saved, as PyTorch's backward reads its result. */
 static void rpow_scalar_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
     const int64_t n = a->out.numel;
-    if (a->out.dtype == TG_FLOAT32) {
-        const tg_vmath_table *k = tg_vmath_kernels();
-        RPOW_SCALAR_BACKWARD(float, rpow_f32(k, s, x + i0, p, m));
-    } else {
-        RPOW_SCALAR_BACKWARD(double, for (int64_t j = 0; j < m; j++) p[j] = pow(s, x[i0 + j]));
-    }
+    TG_FLOAT_SWITCH(a->out.dtype, {
+        const T *x = b->in[0], *y = b->out, *gout = b->gout;
+        T *gx = b->gin[0];
+        const T s = (T)a->scalar, ls = log(s);
+        for (int64_t i = 0; i < n; i++)
+            gx[i] += gout[i] * (s == 0 && x[i] >= 0 ? (T)0 : y[i] * ls);
+    });
 }
 
 const tg_op_info tg_row_rpow_scalar = {.name = "rpow_scalar",
-                                       .saves = TG_SAVES_IN0,
+                                       .saves = TG_SAVES_IN0 | TG_SAVES_OUTPUT,
                                        .check = pow_unary_check,
                                        .forward = rpow_scalar_forward,
                                        .backward_kernel = rpow_scalar_backward};
@@ -335,22 +320,23 @@ static void pow_tensor_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
 /* PyTorch's masks: a zero exponent gives a zero factor for d/da; a zero base with a
  * non-negative exponent gives a zero factor for d/db (not 0 * -inf):
  *   ga += g * (v == 0 ? 0 : v * u ** (v - 1)),  gb += g * (u == 0 && v >= 0 ? 0 : u ** v * log u)
- * (v - 1 in T). float32: the powers as the forward's, log u by the vmath kernel. ga and gb
+ * (v - 1 in T). u ** v is the forward's output, saved (PyTorch's backward reads its result
+ * too); float32: u ** (v - 1) as the forward computes powers, log u by the vmath kernel. ga and gb
  * are the same buffer for x ** x; every element still gets its d/da term before its d/db
  * term, and the accumulation into a broadcast input follows the output order. */
 static void pow_tensor_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
     if (a->out.dtype == TG_FLOAT64) {
-        const double *x = b->in[0], *y = b->in[1], *gout = b->gout;
+        const double *x = b->in[0], *y = b->in[1], *z = b->out, *gout = b->gout;
         double *ga = b->gin[0], *gb = b->gin[1];
         BROADCAST_LOOP(a->bc, {
             const double g = gout[io], u = x[ia], v = y[ib];
             if (ga) ga[ia] += g * (v == 0 ? 0.0 : v * pow(u, v - 1));
-            if (gb) gb[ib] += g * (u == 0 && v >= 0 ? 0.0 : pow(u, v) * log(u));
+            if (gb) gb[ib] += g * (u == 0 && v >= 0 ? 0.0 : z[io] * log(u));
         });
         return;
     }
     const tg_vmath_table *k = tg_vmath_kernels();
-    const float *x = b->in[0], *y = b->in[1], *gout = b->gout;
+    const float *x = b->in[0], *y = b->in[1], *z = b->out, *gout = b->gout;
     float *ga = b->gin[0], *gb = b->gin[1];
     float ub[POW_BLOCK], vb[POW_BLOCK], e[POW_BLOCK], p[POW_BLOCK], l[POW_BLOCK];
     const tg_bcast rows = pow_rows_of(a);
@@ -364,16 +350,16 @@ static void pow_tensor_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
                 ga[ia + j * sai] += g[j] * (v[j] == 0 ? 0.0f : v[j] * p[j]);
         }
         if (gb) {
-            pow2_f32(k, u, v, p, m);
+            const float *w = z + io; /* u ** v, the forward's output */
             k->f32[TG_VMATH_LOG](u, l, m);
             for (int64_t j = 0; j < m; j++)
-                gb[ib + j * sbi] += g[j] * (u[j] == 0 && v[j] >= 0 ? 0.0f : p[j] * l[j]);
+                gb[ib + j * sbi] += g[j] * (u[j] == 0 && v[j] >= 0 ? 0.0f : w[j] * l[j]);
         }
     });
 }
 
 const tg_op_info tg_row_pow = {.name = "pow_tensor",
-                               .saves = TG_SAVES_IN0 | TG_SAVES_IN1,
+                               .saves = TG_SAVES_IN0 | TG_SAVES_IN1 | TG_SAVES_OUTPUT,
                                .check = pow_tensor_check,
                                .forward = pow_tensor_forward,
                                .backward_kernel = pow_tensor_backward};
