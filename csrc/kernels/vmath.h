@@ -25,7 +25,18 @@
  * correctly scaled subnormals; log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, subnormal
  * inputs scaled into the normal range first; tanh(+-inf) = +-1, tanh(-0) = -0; sigmoid(+inf) = 1,
  * sigmoid(-inf) = 0, never NaN from a finite x; NaN in gives NaN out; relu(NaN) = NaN,
- * relu(-0) = -0 (as PyTorch), relu's gradient passes g where x is NaN (as PyTorch). */
+ * relu(-0) = -0 (as PyTorch), relu's gradient passes g where x is NaN (as PyTorch).
+ *
+ * float32 powers (pow_f32, pow2_f32, rpow_f32: x ** s, a ** b, base ** x; used by
+ * ops/pow.c): e^(b log a) in float64 with table-driven log and exp (vmath_impl.h), rounded
+ * once to float32 only where the double is more than 2^18 of its last-bit units away from
+ * a float32 rounding boundary, while its error bound is 2^10 such units; every other lane
+ * (a <= 0, inf, NaN, results below the float32 normal range, ~1 in 1000 lanes near a
+ * boundary) is left NaN for the caller, which computes (float)pow((double)a, (double)b)
+ * with libm. So the result is, bit for bit, libm's pow rounded to float32: within 0.5 ulp
+ * of the exact power plus libm's own error (under 1 double ulp, i.e. 2^-29 float32 ulp),
+ * the same at every level and thread count (tests/test_pow.py checks it against libm and
+ * a long double reference). float64 tensors use libm's pow itself. */
 #ifndef TG_VMATH_H
 #define TG_VMATH_H
 
@@ -42,12 +53,25 @@ typedef void (*tg_vm_grad_f32_fn)(const float *restrict a, const float *restrict
 typedef void (*tg_vm_grad_f64_fn)(const double *restrict a, const double *restrict g,
                                   double *restrict gx, int64_t n);
 
-/* One level's kernels, indexed by TG_VMATH_*. */
+/* float32 powers computed in double (vmath_impl.h): y[i] = the power, rounded once to
+ * float32, or NaN in the lanes the caller must compute with libm as
+ * (float)pow((double)a, (double)b); they return how many NaN lanes they left. */
+typedef int64_t (*tg_vm_pow_f32_fn)(const float *restrict x, double s, float *restrict y,
+                                    int64_t n); /* x[i] ** s */
+typedef int64_t (*tg_vm_pow2_f32_fn)(const float *restrict a, const float *restrict b,
+                                     float *restrict y, int64_t n); /* a[i] ** b[i] */
+typedef int64_t (*tg_vm_rpow_f32_fn)(double base, const float *restrict x, float *restrict y,
+                                     int64_t n); /* base ** x[i] */
+
+/* One level's kernels, indexed by TG_VMATH_*, and the float32 powers. */
 typedef struct {
     tg_vm_f32_fn f32[TG_VMATH_COUNT];
     tg_vm_f64_fn f64[TG_VMATH_COUNT];
     tg_vm_grad_f32_fn grad_f32[TG_VMATH_COUNT];
     tg_vm_grad_f64_fn grad_f64[TG_VMATH_COUNT];
+    tg_vm_pow_f32_fn pow_f32;
+    tg_vm_pow2_f32_fn pow2_f32;
+    tg_vm_rpow_f32_fn rpow_f32;
 } tg_vmath_table;
 
 /* The kernels of the SIMD level in use now (tg_gemm_simd_level_now: the CPU's best,

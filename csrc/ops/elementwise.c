@@ -188,13 +188,6 @@ BINARY_FORWARD(div, u / v, 0)
 BINARY_BACKWARD(div, g / v, -(g * (u / v) / v))
 BINARY_ROW(div, "div", TG_SAVES_IN0 | TG_SAVES_IN1);
 
-/* PyTorch's masks: a zero exponent gives a zero factor for d/da; a zero base with a
- * non-negative exponent gives a zero factor for d/db (not 0 * -inf). */
-BINARY_FORWARD(pow, pow(u, v), 0)
-BINARY_BACKWARD(pow, g * (v == 0 ? (T)0 : v * pow(u, v - 1)),
-                g * (u == 0 && v >= 0 ? (T)0 : pow(u, v) * log(u)))
-BINARY_ROW(pow, "pow_tensor", TG_SAVES_IN0 | TG_SAVES_IN1);
-
 static tg_tensor *binary(tg_op op, tg_tensor *a, tg_tensor *b) {
     tg_op_args args = {.op = op, .n_in = 2};
     tg_tensor *in[2] = {a, b};
@@ -205,22 +198,8 @@ tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_ADD, a, b); 
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_SUB, a, b); }
 tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MUL, a, b); }
 tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_DIV, a, b); }
-tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_POW, a, b); }
 
 /* ------------------------------------------------------------------ unary and scalar ops */
-
-/* v ** s (s a double) as PyTorch computes it: sqrt for 0.5 (so (-inf) ** 0.5 is NaN, not
- * C's +inf), 1 / sqrt for -0.5, 1 / v for -1, v * v for 2, v * v * v for 3, 1 / (v * v)
- * for -2, each in T; any other exponent by pow in double, rounded once to T (the exponent
- * is never rounded to float: float32 NaN ** -1e-300 is NaN, not NaN ** -0 = 1). */
-#define POW_LIKE_TORCH(T, v, s)                                                            \
-    ((s) == 0.5    ? sqrt(v)                                                               \
-     : (s) == -0.5 ? (T)1 / sqrt(v)                                                        \
-     : (s) == -1   ? (T)1 / (v)                                                            \
-     : (s) == 2    ? (v) * (v)                                                             \
-     : (s) == 3    ? (v) * (v) * (v)                                                       \
-     : (s) == -2   ? (T)1 / ((v) * (v))                                                    \
-                   : (T)pow((double)(v), (s)))
 
 static tg_status unary_check(tg_op_args *a) {
     tg_status st = tg_check_float_meta(tg_op_rows[a->op]->name, &a->in[0]);
@@ -290,17 +269,6 @@ UNARY_ROW(div_scalar, "div_scalar", 0);
 UNARY_FORWARD(rdiv_scalar, s / v)
 UNARY_BACKWARD(rdiv_scalar, -g * s / (v * v))
 UNARY_ROW(rdiv_scalar, "rdiv_scalar", TG_SAVES_IN0);
-
-/* PyTorch: exponent 0 gives a zero gradient, even at x = 0 (and NaN); otherwise
- * g * ((T)s * x ** (s - 1)), with s - 1 in double. */
-UNARY_FORWARD(pow_scalar, POW_LIKE_TORCH(T, v, scalar))
-UNARY_BACKWARD(pow_scalar, scalar == 0 ? (T)0 : g * (s * POW_LIKE_TORCH(T, v, scalar - 1)))
-UNARY_ROW(pow_scalar, "pow", TG_SAVES_IN0);
-
-/* d(s**x)/dx = s**x log s; 0 for s == 0 and x >= 0, as in PyTorch */
-UNARY_FORWARD(rpow_scalar, pow(s, v))
-UNARY_BACKWARD(rpow_scalar, g * (s == 0 && v >= 0 ? (T)0 : pow(s, v) * log(s)))
-UNARY_ROW(rpow_scalar, "rpow_scalar", TG_SAVES_IN0);
 
 UNARY_FORWARD(neg, -v)
 UNARY_BACKWARD(neg, -g)
@@ -375,45 +343,7 @@ tg_tensor *tg_mul_scalar(tg_tensor *a, double s) { return unary(TG_OP_MUL_SCALAR
 tg_tensor *tg_rsub_scalar(tg_tensor *a, double s) { return unary(TG_OP_RSUB_SCALAR, a, s); }
 tg_tensor *tg_div_scalar(tg_tensor *a, double s) { return unary(TG_OP_DIV_SCALAR, a, s); }
 tg_tensor *tg_rdiv_scalar(tg_tensor *a, double s) { return unary(TG_OP_RDIV_SCALAR, a, s); }
-tg_tensor *tg_rpow_scalar(tg_tensor *a, double s) { return unary(TG_OP_RPOW_SCALAR, a, s); }
 
-/* int64 ** a non-negative integer, by squaring, wrapping on overflow as PyTorch does.
- * Integers never require grad: a row without a backward kernel ("int_pow"). */
-static tg_status int_pow_check(tg_op_args *a) {
-    const double s = a->scalar;
-    if (!(s >= 0) || s != (double)(int64_t)s || s > 9.2e18)
-        return tg_fail(TG_ERR_ARG, "pow: an int64 tensor can only be raised to a non-negative "
-                                   "integer power (got %g); convert it with .float() first", s);
-    a->out = a->in[0];
-    return TG_OK;
-}
-
-static void int_pow_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
-    const int64_t *x = b->in[0];
-    int64_t *y = b->out;
-    const uint64_t e0 = (uint64_t)a->scalar;
-    for (int64_t i = 0; i < a->out.numel; i++) {
-        uint64_t base = (uint64_t)x[i], r = 1;
-        for (uint64_t e = e0; e; e >>= 1) {
-            if (e & 1) r *= base;
-            base *= base;
-        }
-        y[i] = (int64_t)r;
-    }
-}
-
-const tg_op_info tg_row_int_pow = {.name = "int_pow",
-                                   .saves = 0,
-                                   .check = int_pow_check,
-                                   .forward = int_pow_forward,
-                                   .backward_kernel = NULL};
-
-static tg_tensor *int_pow_scalar(tg_tensor *a, double s) { return unary(TG_OP_INT_POW, a, s); }
-
-tg_tensor *tg_pow_scalar(tg_tensor *a, double s) {
-    if (a && a->dtype == TG_INT64) return int_pow_scalar(a, s);
-    return unary(TG_OP_POW_SCALAR, a, s);
-}
 tg_tensor *tg_neg(tg_tensor *a) { return unary(TG_OP_NEG, a, 0); }
 tg_tensor *tg_exp(tg_tensor *a) { return unary(TG_OP_EXP, a, 0); }
 tg_tensor *tg_log(tg_tensor *a) { return unary(TG_OP_LOG, a, 0); }
