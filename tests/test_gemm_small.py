@@ -45,6 +45,9 @@ def _cases(big=False):
     for M, N, K in [(10, 128, 1), (10, 128, 7), (10, 128, 64), (128, 256, 4), (128, 256, 33),
                     (256, 784, 2)]:
         yield M, N, K, 1, 0, 1, 0
+    # a K so long that the dot path's row blocks (SM_DOT_ROWS_BYTES of op(A)) hold one
+    # row tile each
+    yield 7, 6, 30011, 0, 1, 1, 2
     # both transposes: the packed path, next to the small-M shapes it does not take
     yield 32, 128, 256, 1, 1, 0, 1
     # the large-B rule for trans_b = 0: M = 64 and 65 against 2^21 + 1 elements
@@ -193,8 +196,10 @@ def test_small_m_sums_in_the_documented_order(level, monkeypatch):
     rng = np.random.default_rng(2)
     # M*N*K >= 4096 (not tiny); N: full vectors and a masked tail at both widths;
     # K: two full groups of 16 k-lanes and a masked tail of 5
-    M, N, K = 3, 41, 37
-    for tb in (0, 1):
+    # also M = 7, N = 13, K = 47: a whole AVX2 dot tile (3 x 4, which runs K once per
+    # 8-lane half) with rows and columns left over, and a tail of 15 k reaching into the
+    # second half
+    for (M, N, K), tb in [((3, 41, 37), 0), ((3, 41, 37), 1), ((7, 13, 47), 1)]:
         A = rng.standard_normal((M, K)).astype(np.float32)
         W = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
         C0 = rng.standard_normal((M, N)).astype(np.float32)

@@ -151,8 +151,12 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #define SM_REDUCE(acc) sm_reduce_f32(acc)
 #define SM_MR_B 6
 #define SM_NV_B 2
-#define SM_MR_D 2
-#define SM_NR_D 2
+#define SM_MR_D 3
+#define SM_NR_D 4
+#define SM_DOT_ONE_PASS 12
+#ifndef SM_DOT_ROWS_BYTES
+#define SM_DOT_ROWS_BYTES 262144
+#endif
 #include "gemm_smallm.h"
 #undef SM_T
 #undef SM_NAME
@@ -211,6 +215,8 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #undef SM_NV_B
 #undef SM_MR_D
 #undef SM_NR_D
+#undef SM_DOT_ONE_PASS
+#undef SM_DOT_ROWS_BYTES
 
 #if defined(__clang__)
 #pragma clang attribute pop

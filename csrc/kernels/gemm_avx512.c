@@ -193,6 +193,10 @@ static inline double sm_reduce_f64(const __m512d *acc) {
 #define SM_NV_B 3
 #define SM_MR_D 4
 #define SM_NR_D 4
+#define SM_DOT_ONE_PASS 16
+#ifndef SM_DOT_ROWS_BYTES
+#define SM_DOT_ROWS_BYTES 262144
+#endif
 #include "gemm_smallm.h"
 #undef SM_T
 #undef SM_NAME
@@ -251,6 +255,8 @@ static inline double sm_reduce_f64(const __m512d *acc) {
 #undef SM_NV_B
 #undef SM_MR_D
 #undef SM_NR_D
+#undef SM_DOT_ONE_PASS
+#undef SM_DOT_ROWS_BYTES
 
 #if defined(__clang__)
 #pragma clang attribute pop
