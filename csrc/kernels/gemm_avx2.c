@@ -154,9 +154,7 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #define SM_MR_D 3
 #define SM_NR_D 4
 #define SM_DOT_ONE_PASS 12
-#ifndef SM_DOT_ROWS_BYTES
 #define SM_DOT_ROWS_BYTES 262144
-#endif
 #include "gemm_smallm.h"
 #undef SM_T
 #undef SM_NAME
