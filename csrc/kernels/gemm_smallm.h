@@ -12,8 +12,8 @@
  *   SM_PIN(v)               keeps vector v in a register (an empty asm): the dot path
  *                           loads each operand once, not as a memory operand of every FMA
  *   SM_DU                   vectors per 64-byte group of k-lanes (the dot path)
- *   SM_REDUCE(acc)          the sum of the SM_DU vectors acc[0..SM_DU) in the fixed tree
- *                           below, as a scalar
+ *   SM_REDUCE4(q, out)      out[j] = the sum of the SM_DU vectors q[j * SM_DU ..] in the
+ *                           fixed tree below, for j < 4
  *   SM_MR_B, SM_NV_B        tile of the broadcast path: rows x vectors
  *   SM_MR_D, SM_NR_D        tile of the dot path: rows of op(A) x columns of op(B)
  *   SM_DOT_ONE_PASS         the most accumulators (SM_DU per element) a dot tile keeps
@@ -41,9 +41,12 @@
  *   l < L/4, ..., down to p_0, which is s; then C = s or C + s. Vector lanes span k (an
  *   AVX2 vector holds half of the L sums, an AVX-512 vector all of them).
  */
-#if !defined(SM_T) || !defined(SM_NAME) || !defined(SM_REDUCE) || !defined(SM_PIN) || \
+#if !defined(SM_T) || !defined(SM_NAME) || !defined(SM_REDUCE4) || !defined(SM_PIN) || \
     !defined(SM_DOT_ONE_PASS)
-#error "gemm_smallm.h is a template: define SM_T, SM_NAME, SM_REDUCE, ... first"
+#error "gemm_smallm.h is a template: define SM_T, SM_NAME, SM_REDUCE4, ... first"
+#endif
+#if SM_NR_D > 4
+#error "SM_REDUCE4 reduces the sums of at most 4 columns of a dot tile"
 #endif
 
 #define SM_CAT_(a, b) a##_##b
@@ -269,16 +272,18 @@ SM_INLINE void SM_LOCAL(dot_tile)(const int mr, const int nr, int64_t K, const S
         __asm__ volatile("" : : "r"(parts) : "memory");
         if (SM_DU > 1) SM_LOCAL(dot_part)(mr, nr, 1, 2, K, a, a_rs, b, b_cs, parts);
     }
-#define SM_STORE1(i, j, u)                                                                 \
-    if (i < mr && j < nr && u == 0) {                                                      \
-        SM_V pv[2] = {SM_LOAD(parts + (i * nr + j) * SM_DU * SM_W), SM_ZERO()};            \
-        if (SM_DU > 1) pv[1] = SM_LOAD(parts + ((i * nr + j) * SM_DU + 1) * SM_W);         \
-        SM_T s = SM_REDUCE(pv);                                                            \
-        SM_T *cij = c + i * ldc + j;                                                       \
-        *cij = accumulate ? *cij + s : s;                                                  \
+    /* each row's (up to 4) sums reduced together: the same adds per element */
+    for (int i = 0; i < mr; i++) {
+        SM_V q[4 * SM_DU];
+        for (int j = 0; j < 4; j++)
+            for (int u = 0; u < SM_DU; u++)
+                q[j * SM_DU + u] =
+                    j < nr ? SM_LOAD(parts + ((i * nr + j) * SM_DU + u) * SM_W) : SM_ZERO();
+        SM_T out[4];
+        SM_REDUCE4(q, out);
+        SM_T *ci = c + i * ldc;
+        for (int j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + out[j] : out[j];
     }
-    SM_EACH_IJU(SM_STORE1)
-#undef SM_STORE1
 }
 /* One block of nr columns of op(B) against every row. */
 SM_INLINE void SM_LOCAL(dot_cols)(const int nr, int64_t M, int64_t K, const SM_T *A,
