@@ -1,6 +1,6 @@
 """The small-M gemm path (csrc/kernels/gemm_smallm.h: no packing, B read in place), taken
 by gemm.c's gemm_path for M <= 256 (64 for trans_b = 0 against a B of more than 2^21
-elements; any M for trans_a = 0, trans_b = 1 with N <= 64 and K >= 64) unless
+elements; any M for trans_a = 0, trans_b = 1 with N <= 32 and K >= 64) unless
 trans_a = trans_b = 1:
 
 * within the error bound of tests/bounds.py of the exact product, on the MLP's shapes and
@@ -49,10 +49,10 @@ def _cases(big=False):
     # a K so long that the dot path's row blocks (SM_DOT_ROWS_BYTES of op(A)) hold one
     # row tile each
     yield 7, 6, 30011, 0, 1, 1, 2
-    # past M = 256 the dot path keeps a narrow op(B) (N <= 64) when K >= 64: either side
-    # of N = 64 and of K = 64
-    yield 300, 64, 100, 0, 1, 0, 1
-    yield 300, 65, 100, 0, 1, 1, 0
+    # past M = 256 the dot path keeps a narrow op(B) (N <= 32) when K >= 64: either side
+    # of N = 32 and of K = 64
+    yield 300, 32, 100, 0, 1, 0, 1
+    yield 300, 33, 100, 0, 1, 1, 0
     yield 1000, 7, 64, 0, 1, 0, 3
     yield 1000, 7, 63, 0, 1, 1, 0
     # both transposes: the packed path, next to the small-M shapes it does not take
@@ -114,7 +114,7 @@ def test_avx2_and_avx512_give_the_same_bits(dtype, monkeypatch):
 THREADED = [(4, 784, 784, 0, 1), (17, 784, 256, 0, 0), (64, 256, 784, 0, 1),
             (64, 784, 256, 0, 0), (256, 128, 256, 0, 1), (256, 10, 1024, 0, 1),
             (255, 129, 128, 0, 0), (128, 784, 33, 1, 0), (256, 256, 40, 1, 0),
-            (600, 10, 784, 0, 1), (2000, 64, 70, 0, 1)]
+            (600, 10, 784, 0, 1), (2000, 32, 70, 0, 1)]
 
 
 @pytest.mark.parametrize("level", ALL_LEVELS)
@@ -133,7 +133,7 @@ def _small_m_path(M, N, K, ta, tb):
     if M * N * K < 4096 or (ta and tb):
         return False
     if tb:
-        return M <= 256 or (N <= 64 and K >= 64)
+        return M <= 256 or (N <= 32 and K >= 64)
     return M <= (256 if N * K <= 2 ** 21 else 64)
 
 

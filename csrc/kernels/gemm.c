@@ -88,13 +88,16 @@ void tg_free(void *p);
  * (its column panel no longer stays in L2). Past these the packed path takes over at
  * about the same speed (the MLP's 784 -> 256 forward: within the noise at M = 256 / 257
  * and up to 1024), except for a narrow op(B) and a K that is not short: with N <= 64 and
- * K >= 64 the dot path stays 1.4-5x faster than the packed one at any M (measured to
- * M = 4096, N = 10..64, K = 64..784; the packed path gathers the transposed weight and
- * pads N to its tile), so it keeps those: the output layer of an MLP (N = 10) has no
- * cliff past batch 256. With K < 64 (one to three 16-lane groups, then a reduction per
- * element) it fell 1.3-5x behind at N = 32..64 past M = 1000, so those stay packed. */
+ * K >= 64 the AVX2 / AVX-512 dot path stays 1.4-5x faster than the packed one at any M
+ * (measured to M = 4096, N = 10..64, K = 64..784; the packed path gathers the transposed
+ * weight and pads N to its tile), so it keeps N <= 32 there: the output layer of an MLP
+ * (N = 10) has no cliff past batch 256. Not N = 33..64: the generic level's unpacked
+ * loop (the same path, shape-only choice) fell 2x behind its packed kernel at N = 64
+ * (at N = 10..32 it is 0.8-1.4x of it). With K < 64 (one to three 16-lane groups, then a
+ * reduction per element) the dot path fell 1.3-5x behind at N = 32..64 past M = 1000, so
+ * those stay packed. */
 #define SMALLM_MAX_M_DOT 256
-#define SMALLM_MAX_N_DOT 64     /* ... and at any M when op(B) has at most this many */
+#define SMALLM_MAX_N_DOT 32     /* ... and at any M when op(B) has at most this many */
 #define SMALLM_MIN_K_NARROW 64  /* columns and K is at least this */
 #define SMALLM_MAX_M_BCAST 256
 #define SMALLM_MAX_M_BCAST_BIG_B 64
