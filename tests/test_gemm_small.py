@@ -1,6 +1,7 @@
 """The small-M gemm path (csrc/kernels/gemm_smallm.h: no packing, B read in place), taken
 by gemm.c's gemm_path for M <= 256 (64 for trans_b = 0 against a B of more than 2^21
-elements) unless trans_a = trans_b = 1:
+elements; any M for trans_a = 0, trans_b = 1 with N <= 32 and K >= 64) unless
+trans_a = trans_b = 1:
 
 * within the error bound of tests/bounds.py of the exact product, on the MLP's shapes and
   around the thresholds (M = 1..80 and 250..260, N = 10 / 128 / 256 / 784,
@@ -45,6 +46,15 @@ def _cases(big=False):
     for M, N, K in [(10, 128, 1), (10, 128, 7), (10, 128, 64), (128, 256, 4), (128, 256, 33),
                     (256, 784, 2)]:
         yield M, N, K, 1, 0, 1, 0
+    # a K so long that the dot path's row blocks (SM_DOT_ROWS_BYTES of op(A)) hold one
+    # row tile each
+    yield 7, 6, 30011, 0, 1, 1, 2
+    # past M = 256 the dot path keeps a narrow op(B) (N <= 32) when K >= 64: either side
+    # of N = 32 and of K = 64
+    yield 300, 32, 100, 0, 1, 0, 1
+    yield 300, 33, 100, 0, 1, 1, 0
+    yield 1000, 7, 64, 0, 1, 0, 3
+    yield 1000, 7, 63, 0, 1, 1, 0
     # both transposes: the packed path, next to the small-M shapes it does not take
     yield 32, 128, 256, 1, 1, 0, 1
     # the large-B rule for trans_b = 0: M = 64 and 65 against 2^21 + 1 elements
@@ -103,7 +113,8 @@ def test_avx2_and_avx512_give_the_same_bits(dtype, monkeypatch):
 # M >= N)
 THREADED = [(4, 784, 784, 0, 1), (17, 784, 256, 0, 0), (64, 256, 784, 0, 1),
             (64, 784, 256, 0, 0), (256, 128, 256, 0, 1), (256, 10, 1024, 0, 1),
-            (255, 129, 128, 0, 0), (128, 784, 33, 1, 0), (256, 256, 40, 1, 0)]
+            (255, 129, 128, 0, 0), (128, 784, 33, 1, 0), (256, 256, 40, 1, 0),
+            (600, 10, 784, 0, 1), (2000, 32, 70, 0, 1)]
 
 
 @pytest.mark.parametrize("level", ALL_LEVELS)
@@ -121,7 +132,9 @@ def _small_m_path(M, N, K, ta, tb):
     """gemm.c's gemm_path: does this shape take the small-M path?"""
     if M * N * K < 4096 or (ta and tb):
         return False
-    return M <= (256 if tb or N * K <= 2 ** 21 else 64)
+    if tb:
+        return M <= 256 or (N <= 32 and K >= 64)
+    return M <= (256 if N * K <= 2 ** 21 else 64)
 
 
 def test_cases_cover_both_sides_of_the_thresholds():
@@ -193,8 +206,10 @@ def test_small_m_sums_in_the_documented_order(level, monkeypatch):
     rng = np.random.default_rng(2)
     # M*N*K >= 4096 (not tiny); N: full vectors and a masked tail at both widths;
     # K: two full groups of 16 k-lanes and a masked tail of 5
-    M, N, K = 3, 41, 37
-    for tb in (0, 1):
+    # also M = 7, N = 13, K = 47: a whole AVX2 dot tile (3 x 4, which runs K once per
+    # 8-lane half) with rows and columns left over, and a tail of 15 k reaching into the
+    # second half
+    for (M, N, K), tb in [((3, 41, 37), 0), ((3, 41, 37), 1), ((7, 13, 47), 1)]:
         A = rng.standard_normal((M, K)).astype(np.float32)
         W = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
         C0 = rng.standard_normal((M, N)).astype(np.float32)

@@ -86,8 +86,19 @@ void tg_free(void *p);
  * than it saves for so few rows, and a packed trans_b B is a strided gather), except the
  * broadcast path against a B of more than 2^21 elements, which falls behind from M ~ 128
  * (its column panel no longer stays in L2). Past these the packed path takes over at
- * about the same speed: no cliff. */
+ * about the same speed (the MLP's 784 -> 256 forward: within the noise at M = 256 / 257
+ * and up to 1024), except for a narrow op(B) and a K that is not short: with N <= 64 and
+ * K >= 64 the AVX2 / AVX-512 dot path stays 1.4-5x faster than the packed one at any M
+ * (measured to M = 4096, N = 10..64, K = 64..784; the packed path gathers the transposed
+ * weight and pads N to its tile), so it keeps N <= 32 there: the output layer of an MLP
+ * (N = 10) has no cliff past batch 256. Not N = 33..64: the generic level's unpacked
+ * loop (the same path, shape-only choice) fell 2x behind its packed kernel at N = 64
+ * (at N = 10..32 it is 0.8-1.4x of it). With K < 64 (one to three 16-lane groups, then a
+ * reduction per element) the dot path fell 1.3-5x behind at N = 32..64 past M = 1000, so
+ * those stay packed. */
 #define SMALLM_MAX_M_DOT 256
+#define SMALLM_MAX_N_DOT 32     /* ... and at any M when op(B) has at most this many */
+#define SMALLM_MIN_K_NARROW 64  /* columns and K is at least this */
 #define SMALLM_MAX_M_BCAST 256
 #define SMALLM_MAX_M_BCAST_BIG_B 64
 #define SMALLM_BIG_B 2097152.0 /* K*N elements of op(B) */
@@ -96,7 +107,8 @@ void tg_free(void *p);
  * the thread count):
  *   GEMM_PATH_SMALL  tiny problems, and thin ones (a row or a few columns) of moderate size
  *                    that the small-M path does not take: plain loops (gemm_small);
- *   GEMM_PATH_SMALLM M at or below SMALLM_MAX_M_* with suitable operands (above);
+ *   GEMM_PATH_SMALLM M at or below SMALLM_MAX_M_* (or, for the dot path, N at or below
+ *                    SMALLM_MAX_N_DOT) with suitable operands (above);
  *   GEMM_PATH_PACKED everything else. */
 enum { GEMM_PATH_SMALL, GEMM_PATH_SMALLM, GEMM_PATH_PACKED };
 
@@ -105,7 +117,8 @@ static int gemm_path(int64_t M, int64_t N, int64_t K, int trans_a, int trans_b) 
     if (work < TINY_GEMM) return GEMM_PATH_SMALL;
     if (!trans_b ? M <= ((double)K * (double)N > SMALLM_BIG_B ? SMALLM_MAX_M_BCAST_BIG_B
                                                              : SMALLM_MAX_M_BCAST)
-                 : !trans_a && M <= SMALLM_MAX_M_DOT)
+                 : !trans_a && (M <= SMALLM_MAX_M_DOT ||
+                                (N <= SMALLM_MAX_N_DOT && K >= SMALLM_MIN_K_NARROW)))
         return GEMM_PATH_SMALLM;
     if ((M < 4 || N < 8) && work < THIN_GEMM) return GEMM_PATH_SMALL;
     return GEMM_PATH_PACKED;

@@ -112,24 +112,44 @@ void tg_gemm_ukernel_avx2_f64(int64_t kc, const double *a_panel, const double *b
 
 /* ------------------------------------------------------------ the small-M path */
 
-/* The fixed reduction tree of gemm_smallm.h on 8 float lanes: l + l+4, l + l+2, l + l+1
- * (gemm_avx512.c does the same adds in the same order). */
-static inline float sm_tree8_f32(__m256 s8) {
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-    return _mm_cvtss_f32(s1);
+/* The fixed reduction tree of gemm_smallm.h's dot path for four C elements at once (a
+ * row of a dot tile), from each element's vector after the first step (8 float lanes:
+ * p_l + p_(l+8); 4 double lanes: p_l + p_(l+4)): then l + l+4 (float only), l + l+2,
+ * l + l+1, each add with the lower lane as its first operand, several elements sharing a
+ * vector; gemm_avx512.c has the same code (same adds, same order). */
+static inline void sm_tree8x4_f32(const __m256 *s8, float out[4]) {
+    __m256 t01 = _mm256_add_ps(_mm256_permute2f128_ps(s8[0], s8[1], 0x20),
+                               _mm256_permute2f128_ps(s8[0], s8[1], 0x31));
+    __m256 t23 = _mm256_add_ps(_mm256_permute2f128_ps(s8[2], s8[3], 0x20),
+                               _mm256_permute2f128_ps(s8[2], s8[3], 0x31));
+    /* lanes (of each 128-bit half) 0, 1: element 0 or 1; 2, 3: element 2 or 3 */
+    __m256 u = _mm256_add_ps(_mm256_shuffle_ps(t01, t23, 0x44), _mm256_shuffle_ps(t01, t23, 0xEE));
+    __m256 v = _mm256_add_ps(_mm256_shuffle_ps(u, u, 0x88), _mm256_shuffle_ps(u, u, 0xDD));
+    /* v = [e0 e2 e0 e2 | e1 e3 e1 e3] */
+    _mm_storeu_ps(out, _mm_unpacklo_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
 }
 
-/* 16 float k-lanes in two vectors (lanes 0-7, 8-15): l + l+8 first, then the 8-lane tree;
- * the same adds as gemm_avx512.c's one-vector version. */
-static inline float sm_reduce_f32(const __m256 *acc) { return sm_tree8_f32(_mm256_add_ps(acc[0], acc[1])); }
+static inline void sm_tree4x4_f64(const __m256d *s4, double out[4]) {
+    __m256d t01 = _mm256_add_pd(_mm256_permute2f128_pd(s4[0], s4[1], 0x20),
+                                _mm256_permute2f128_pd(s4[0], s4[1], 0x31));
+    __m256d t23 = _mm256_add_pd(_mm256_permute2f128_pd(s4[2], s4[3], 0x20),
+                                _mm256_permute2f128_pd(s4[2], s4[3], 0x31));
+    __m256d v = _mm256_add_pd(_mm256_unpacklo_pd(t01, t23), _mm256_unpackhi_pd(t01, t23));
+    /* v = [e0 e2 | e1 e3] */
+    _mm256_storeu_pd(out, _mm256_permute4x64_pd(v, 0xD8));
+}
 
-/* 8 double k-lanes in two vectors (lanes 0-3, 4-7): l + l+4, l + l+2, l + l+1. */
-static inline double sm_reduce_f64(const __m256d *acc) {
-    __m256d s4 = _mm256_add_pd(acc[0], acc[1]);
-    __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+/* Four elements' two vectors each (q[4 * 2]) into out[4]. */
+static inline void sm_reduce4_f32(const __m256 *q, float out[4]) {
+    __m256 s8[4] = {_mm256_add_ps(q[0], q[1]), _mm256_add_ps(q[2], q[3]),
+                    _mm256_add_ps(q[4], q[5]), _mm256_add_ps(q[6], q[7])};
+    sm_tree8x4_f32(s8, out);
+}
+
+static inline void sm_reduce4_f64(const __m256d *q, double out[4]) {
+    __m256d s4[4] = {_mm256_add_pd(q[0], q[1]), _mm256_add_pd(q[2], q[3]),
+                     _mm256_add_pd(q[4], q[5]), _mm256_add_pd(q[6], q[7])};
+    sm_tree4x4_f64(s4, out);
 }
 
 #define SM_T float
@@ -148,11 +168,13 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #define SM_MSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 #define SM_PIN(v) __asm__("" : "+x"(v))
 #define SM_DU 2
-#define SM_REDUCE(acc) sm_reduce_f32(acc)
+#define SM_REDUCE4(q, out) sm_reduce4_f32((q), (out))
 #define SM_MR_B 6
 #define SM_NV_B 2
-#define SM_MR_D 2
-#define SM_NR_D 2
+#define SM_MR_D 3
+#define SM_NR_D 4
+#define SM_DOT_ONE_PASS 12
+#define SM_DOT_ROWS_BYTES 262144
 #include "gemm_smallm.h"
 #undef SM_T
 #undef SM_NAME
@@ -170,7 +192,7 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #undef SM_MSTORE
 #undef SM_DU
 #undef SM_PIN
-#undef SM_REDUCE
+#undef SM_REDUCE4
 
 #define SM_T double
 #define SM_NAME tg_gemm_smallm_avx2_f64
@@ -188,7 +210,7 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #define SM_MSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
 #define SM_PIN(v) __asm__("" : "+x"(v))
 #define SM_DU 2
-#define SM_REDUCE(acc) sm_reduce_f64(acc)
+#define SM_REDUCE4(q, out) sm_reduce4_f64((q), (out))
 #include "gemm_smallm.h"
 #undef SM_T
 #undef SM_NAME
@@ -206,11 +228,13 @@ static inline double sm_reduce_f64(const __m256d *acc) {
 #undef SM_MSTORE
 #undef SM_DU
 #undef SM_PIN
-#undef SM_REDUCE
+#undef SM_REDUCE4
 #undef SM_MR_B
 #undef SM_NV_B
 #undef SM_MR_D
 #undef SM_NR_D
+#undef SM_DOT_ONE_PASS
+#undef SM_DOT_ROWS_BYTES
 
 #if defined(__clang__)
 #pragma clang attribute pop

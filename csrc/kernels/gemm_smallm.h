@@ -12,10 +12,13 @@
  *   SM_PIN(v)               keeps vector v in a register (an empty asm): the dot path
  *                           loads each operand once, not as a memory operand of every FMA
  *   SM_DU                   vectors per 64-byte group of k-lanes (the dot path)
- *   SM_REDUCE(acc)          the sum of the SM_DU vectors acc[0..SM_DU) in the fixed tree
- *                           below, as a scalar
+ *   SM_REDUCE4(q, out)      out[j] = the sum of the SM_DU vectors q[j * SM_DU ..] in the
+ *                           fixed tree below, for j < 4
  *   SM_MR_B, SM_NV_B        tile of the broadcast path: rows x vectors
  *   SM_MR_D, SM_NR_D        tile of the dot path: rows of op(A) x columns of op(B)
+ *   SM_DOT_ONE_PASS         the most accumulators (SM_DU per element) a dot tile keeps
+ *                           for one pass over K; a larger tile passes once per vector
+ *   SM_DOT_ROWS_BYTES       rows of op(A) the dot path takes at a time, in bytes
  *
  * C[M x N] (+)= op(A) . op(B) with op(A)(i,k) = A[i*a_rs + k*a_cs],
  * op(B)(k,j) = B[k*b_rs + j*b_cs]; M, N, K > 0. Nothing is packed and nothing allocated:
@@ -38,8 +41,12 @@
  *   l < L/4, ..., down to p_0, which is s; then C = s or C + s. Vector lanes span k (an
  *   AVX2 vector holds half of the L sums, an AVX-512 vector all of them).
  */
-#if !defined(SM_T) || !defined(SM_NAME) || !defined(SM_REDUCE) || !defined(SM_PIN)
-#error "gemm_smallm.h is a template: define SM_T, SM_NAME, SM_REDUCE, ... first"
+#if !defined(SM_T) || !defined(SM_NAME) || !defined(SM_REDUCE4) || !defined(SM_PIN) || \
+    !defined(SM_DOT_ONE_PASS)
+#error "gemm_smallm.h is a template: define SM_T, SM_NAME, SM_REDUCE4, ... first"
+#endif
+#if SM_NR_D > 4
+#error "SM_REDUCE4 reduces the sums of at most 4 columns of a dot tile"
 #endif
 
 #define SM_CAT_(a, b) a##_##b
@@ -177,65 +184,107 @@ static void SM_LOCAL(bcast)(int64_t M, int64_t N, int64_t K, const SM_T *A, int6
 enum { SM_LOCAL(L) = 64 / (int)sizeof(SM_T) }; /* k-lanes: SM_DU vectors of SM_W */
 
 /* Named accumulators again: acc<i>_<j>_<u> for rows i < 4 of op(A), columns j < 6 of
- * op(B), vector u < 2 of the L k-lanes; guards i < mr, j < nr, u < SM_DU fold away. */
+ * op(B), vector u < 2 of the L k-lanes; guards i < mr, j < nr, u0 <= u < u1 fold away. */
 #define SM_EACH_U(OP, i, j) OP(i, j, 0) OP(i, j, 1)
 #define SM_EACH_JU(OP, i)                                                                   \
     SM_EACH_U(OP, i, 0) SM_EACH_U(OP, i, 1) SM_EACH_U(OP, i, 2) SM_EACH_U(OP, i, 3)        \
     SM_EACH_U(OP, i, 4) SM_EACH_U(OP, i, 5)
 #define SM_EACH_IJU(OP) SM_EACH_JU(OP, 0) SM_EACH_JU(OP, 1) SM_EACH_JU(OP, 2) SM_EACH_JU(OP, 3)
 
-/* Rows [0, mr) of op(A) (a: row stride a_rs, contiguous in k) against columns [0, nr) of
- * op(B) (b: column stride b_cs, contiguous in k); mr <= 4, nr <= 6. */
-SM_INLINE void SM_LOCAL(dot_tile)(const int mr, const int nr, int64_t K, const SM_T *a,
-                                  int64_t a_rs, const SM_T *b, int64_t b_cs, SM_T *c,
-                                  int64_t ldc, int accumulate) {
+/* One step of 16 (float) or 8 (double) k for the k-lane vector u: the mr vectors of op(A)
+ * loaded once into registers, then each vector of op(B) loaded once and used by mr FMAs
+ * (registers in flight: the accumulators, mr, and one). LD(p, u) loads a vector. */
+#define SM_DOT_LDA(LD, i, u)                                                                \
+    SM_V a##i##_##u = SM_ZERO();                                                            \
+    if (i < mr) { a##i##_##u = LD(a + i * a_rs + k + u * SM_W, u); SM_PIN(a##i##_##u); }
+#define SM_DOT_FMA(i, j, u)                                                                 \
+    if (i < mr) acc##i##_##j##_##u = SM_FMA(a##i##_##u, bv, acc##i##_##j##_##u);
+#define SM_DOT_COL(LD, j, u)                                                                \
+    if (j < nr) {                                                                           \
+        SM_V bv = LD(b + j * b_cs + k + u * SM_W, u);                                       \
+        SM_PIN(bv);                                                                         \
+        SM_DOT_FMA(0, j, u) SM_DOT_FMA(1, j, u) SM_DOT_FMA(2, j, u) SM_DOT_FMA(3, j, u)     \
+    }
+#define SM_DOT_STEP(LD, u)                                                                  \
+    if (u0 <= u && u < u1) {                                                                \
+        SM_DOT_LDA(LD, 0, u) SM_DOT_LDA(LD, 1, u) SM_DOT_LDA(LD, 2, u) SM_DOT_LDA(LD, 3, u) \
+        SM_DOT_COL(LD, 0, u) SM_DOT_COL(LD, 1, u) SM_DOT_COL(LD, 2, u)                      \
+        SM_DOT_COL(LD, 3, u) SM_DOT_COL(LD, 4, u) SM_DOT_COL(LD, 5, u)                      \
+    }
+#define SM_DOT_FULL(p, u) SM_LOAD(p)
+#define SM_DOT_MASKED(p, u) SM_MLOAD(p, m##u)
+
+/* The partial sums of rows [0, mr) of op(A) (a: row stride a_rs, contiguous in k) against
+ * columns [0, nr) of op(B) (b: column stride b_cs, contiguous in k) over all of K, for the
+ * k-lane vectors u0 <= u < u1 of the SM_DU: vector (i * nr + j) * SM_DU + u of parts; mr <= 4,
+ * nr <= 6. Lane l of the L gets exactly the terms and the order of gemm_smallm.h's
+ * summation order, whichever vectors one call computes. */
+SM_INLINE void SM_LOCAL(dot_part)(const int mr, const int nr, const int u0, const int u1,
+                                  int64_t K, const SM_T *a, int64_t a_rs, const SM_T *b,
+                                  int64_t b_cs, SM_T *parts) {
     enum { L = SM_LOCAL(L) };
 #define SM_DECL(i, j, u) SM_V acc##i##_##j##_##u = SM_ZERO();
     SM_EACH_IJU(SM_DECL)
 #undef SM_DECL
     int64_t k = 0;
     for (; k + L <= K; k += L) {
-        /* each operand vector loaded once into a register, then used by mr or nr FMAs */
-#define SM_LDB(j, u) SM_V b##j##_##u = SM_ZERO(); \
-    if (j < nr && u < SM_DU) { b##j##_##u = SM_LOAD(b + j * b_cs + k + u * SM_W); SM_PIN(b##j##_##u); }
-        SM_LDB(0, 0) SM_LDB(0, 1) SM_LDB(1, 0) SM_LDB(1, 1) SM_LDB(2, 0) SM_LDB(2, 1)
-        SM_LDB(3, 0) SM_LDB(3, 1) SM_LDB(4, 0) SM_LDB(4, 1) SM_LDB(5, 0) SM_LDB(5, 1)
-#undef SM_LDB
-#define SM_LDA(i, u) SM_V a##i##_##u = SM_ZERO(); \
-    if (i < mr && u < SM_DU) { a##i##_##u = SM_LOAD(a + i * a_rs + k + u * SM_W); SM_PIN(a##i##_##u); }
-        SM_LDA(0, 0) SM_LDA(0, 1) SM_LDA(1, 0) SM_LDA(1, 1) SM_LDA(2, 0) SM_LDA(2, 1)
-        SM_LDA(3, 0) SM_LDA(3, 1)
-#undef SM_LDA
-#define SM_FMA1(i, j, u)                                                                   \
-    if (i < mr && j < nr && u < SM_DU)                                                     \
-        acc##i##_##j##_##u = SM_FMA(a##i##_##u, b##j##_##u, acc##i##_##j##_##u);
-        SM_EACH_IJU(SM_FMA1)
-#undef SM_FMA1
+        SM_DOT_STEP(SM_DOT_FULL, 0)
+        SM_DOT_STEP(SM_DOT_FULL, 1)
     }
     if (k < K) { /* the last K mod L terms, masked: the lanes past K add 0 * 0 */
         int rest = (int)(K - k);
         SM_M m0 = SM_MASK(rest < SM_W ? rest : SM_W);
         SM_M m1 = SM_MASK(rest <= SM_W ? 0 : rest - SM_W < SM_W ? rest - SM_W : SM_W);
+        (void)m0;
         (void)m1;
-#define SM_FMA1(i, j, u)                                                                   \
-    if (i < mr && j < nr && u < SM_DU)                                                     \
-        acc##i##_##j##_##u = SM_FMA(SM_MLOAD(a + i * a_rs + k + u * SM_W, m##u),           \
-                                    SM_MLOAD(b + j * b_cs + k + u * SM_W, m##u),           \
-                                    acc##i##_##j##_##u);
-        SM_EACH_IJU(SM_FMA1)
-#undef SM_FMA1
+        SM_DOT_STEP(SM_DOT_MASKED, 0)
+        SM_DOT_STEP(SM_DOT_MASKED, 1)
     }
-#define SM_STORE1(i, j, u)                                                                 \
-    if (i < mr && j < nr && u == 0) {                                                      \
-        SM_V parts[2] = {acc##i##_##j##_0, acc##i##_##j##_1};                              \
-        SM_T s = SM_REDUCE(parts);                                                         \
-        SM_T *cij = c + i * ldc + j;                                                       \
-        *cij = accumulate ? *cij + s : s;                                                  \
-    }
-    SM_EACH_IJU(SM_STORE1)
-#undef SM_STORE1
+#define SM_OUT(i, j, u)                                                                    \
+    if (i < mr && j < nr && u0 <= u && u < u1)                                            \
+        SM_STORE(parts + ((i * nr + j) * SM_DU + u) * SM_W, acc##i##_##j##_##u);
+    SM_EACH_IJU(SM_OUT)
+#undef SM_OUT
 }
+#undef SM_DOT_LDA
+#undef SM_DOT_FMA
+#undef SM_DOT_COL
+#undef SM_DOT_STEP
+#undef SM_DOT_FULL
+#undef SM_DOT_MASKED
 
+/* Rows [0, mr) of op(A) against columns [0, nr) of op(B), into C. A tile whose
+ * accumulators for all SM_DU vectors fit SM_DOT_ONE_PASS registers runs all of K once;
+ * a larger one (AVX2's 3 x 4) runs K once per vector u, with half the accumulators: the
+ * same FMAs on each lane, in the same order, so the same bits (its operands, a few rows
+ * and columns of K, are still in L1 for the second run). */
+SM_INLINE void SM_LOCAL(dot_tile)(const int mr, const int nr, int64_t K, const SM_T *a,
+                                  int64_t a_rs, const SM_T *b, int64_t b_cs, SM_T *c,
+                                  int64_t ldc, int accumulate) {
+    SM_T parts[4 * 6 * SM_DU * SM_W];
+    if (SM_DU * mr * nr <= SM_DOT_ONE_PASS) {
+        SM_LOCAL(dot_part)(mr, nr, 0, SM_DU, K, a, a_rs, b, b_cs, parts);
+    } else {
+        SM_LOCAL(dot_part)(mr, nr, 0, 1, K, a, a_rs, b, b_cs, parts);
+        /* the first pass's sums go to memory and are read back after the second: kept in
+         * registers across it (the compiler's choice otherwise), they push its
+         * accumulators onto the stack */
+        __asm__ volatile("" : : "r"(parts) : "memory");
+        if (SM_DU > 1) SM_LOCAL(dot_part)(mr, nr, 1, 2, K, a, a_rs, b, b_cs, parts);
+    }
+    /* each row's (up to 4) sums reduced together: the same adds per element */
+    for (int i = 0; i < mr; i++) {
+        SM_V q[4 * SM_DU];
+        for (int j = 0; j < 4; j++)
+            for (int u = 0; u < SM_DU; u++)
+                q[j * SM_DU + u] =
+                    j < nr ? SM_LOAD(parts + ((i * nr + j) * SM_DU + u) * SM_W) : SM_ZERO();
+        SM_T out[4];
+        SM_REDUCE4(q, out);
+        SM_T *ci = c + i * ldc;
+        for (int j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + out[j] : out[j];
+    }
+}
 /* One block of nr columns of op(B) against every row. */
 SM_INLINE void SM_LOCAL(dot_cols)(const int nr, int64_t M, int64_t K, const SM_T *A,
                                   int64_t a_rs, const SM_T *b, int64_t b_cs, SM_T *c,
@@ -262,8 +311,10 @@ SM_INLINE void SM_LOCAL(dot_cols)(const int nr, int64_t M, int64_t K, const SM_T
     }
 }
 
-static void SM_LOCAL(dot)(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs,
-                          const SM_T *B, int64_t b_cs, SM_T *C, int64_t ldc, int accumulate) {
+/* Column blocks of SM_NR_D against the rows [0, M). */
+static void SM_LOCAL(dot_rows)(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs,
+                               const SM_T *B, int64_t b_cs, SM_T *C, int64_t ldc,
+                               int accumulate) {
     int64_t j = 0;
     for (; j + SM_NR_D <= N; j += SM_NR_D)
         SM_LOCAL(dot_cols)(SM_NR_D, M, K, A, a_rs, B + j * b_cs, b_cs, C + j, ldc, accumulate);
@@ -289,6 +340,19 @@ static void SM_LOCAL(dot)(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_
     default:
         break;
     }
+}
+
+/* Rows in blocks of about SM_DOT_ROWS_BYTES of op(A) (a whole number of row tiles), each
+ * against all of op(B): the block stays in L2 while op(B) streams past it once per block,
+ * instead of all of op(A) streaming past every column block. Where a block starts changes
+ * no bit. */
+static void SM_LOCAL(dot)(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs,
+                          const SM_T *B, int64_t b_cs, SM_T *C, int64_t ldc, int accumulate) {
+    int64_t rows = SM_DOT_ROWS_BYTES / ((int64_t)sizeof(SM_T) * K) / SM_MR_D * SM_MR_D;
+    if (rows < SM_MR_D) rows = SM_MR_D;
+    for (int64_t i = 0; i < M; i += rows)
+        SM_LOCAL(dot_rows)(M - i < rows ? M - i : rows, N, K, A + i * a_rs, a_rs, B, b_cs,
+                           C + i * ldc, ldc, accumulate);
 }
 
 /* ------------------------------------------------------------ entry point */
