@@ -182,3 +182,37 @@ def test_parallel_for_under_thread_sanitizer(tmp_path):
     exe, env = _tsan_build(tmp_path)
     proc = subprocess.run([exe], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr[-4000:]
+
+
+POWS = {
+    "x**2.5": lambda x, y: x ** 2.5,
+    "x**2": lambda x, y: x ** 2,
+    "x**-0.5": lambda x, y: x ** -0.5,
+    "2.5**x": lambda x, y: 2.5 ** x,
+    "x**y": lambda x, y: x ** y,
+}
+
+
+def _pow_run(name, dtype, nt):
+    tg.set_num_threads(nt)
+    rng = np.random.default_rng(9)
+    x = np.abs(rng.standard_normal(N)) * 3 + 0.01
+    x[:5] = [0.0, np.inf, np.nan, 1e-30, 7.0]
+    y = rng.standard_normal(N) * 2
+    tx = tg.tensor(x, dtype=dtype, requires_grad=True)
+    ty = tg.tensor(y, dtype=dtype, requires_grad=True)
+    out = POWS[name](tx, ty)
+    out.backward(tg.tensor(rng.standard_normal(N), dtype=dtype))
+    grads = [t.grad.numpy().copy() for t in (tx, ty) if t.grad is not None]
+    return [out.detach().numpy().copy()] + grads
+
+
+@pytest.mark.parametrize("dtype", [tg.float32, tg.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", list(POWS))
+def test_power_bits_do_not_depend_on_threads(name, dtype, threads):
+    want = _pow_run(name, dtype, 1)
+    for nt in (2, 3):
+        got = _pow_run(name, dtype, nt)
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            assert a.tobytes() == b.tobytes(), f"{name}, {nt} threads"

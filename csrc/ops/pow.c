@@ -149,11 +149,44 @@ static tg_status pow_unary_check(tg_op_args *a) {
     return TG_OK;
 }
 
-static void pow_scalar_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
+/* Elements [i0, i1) of an elementwise kernel; large arrays are cut into chunks for the
+ * threads (tg_parallel_for). Every element's result is computed the same way wherever a
+ * chunk starts (the power kernels are position-independent): the same bits for any
+ * thread count. */
+typedef void (*pow_range_fn)(const tg_op_args *a, const void *bufs, int64_t i0, int64_t i1);
+typedef struct {
+    pow_range_fn fn;
+    const tg_op_args *a;
+    const void *bufs;
+} pow_range_ctx;
+
+static void pow_range_part(void *ctx, int64_t i0, int64_t i1) {
+    const pow_range_ctx *c = ctx;
+    c->fn(c->a, c->bufs, i0, i1);
+}
+
+static void pow_run(pow_range_fn fn, const tg_op_args *a, const void *bufs, int64_t n) {
+    const int nt = n >= TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
+    if (nt > 1) {
+        pow_range_ctx c = {fn, a, bufs};
+        tg_parallel_for(n, TG_PARALLEL_CHUNK, nt, pow_range_part, &c);
+    } else {
+        fn(a, bufs, 0, n);
+    }
+}
+
+static void pow_scalar_forward_range(const tg_op_args *a, const void *bufs, int64_t i0,
+                                     int64_t i1) {
+    const tg_fwd_bufs *b = bufs;
     if (a->out.dtype == TG_FLOAT32)
-        pow_fill_f32(tg_vmath_kernels(), b->in[0], a->scalar, b->out, a->out.numel);
+        pow_fill_f32(tg_vmath_kernels(), (const float *)b->in[0] + i0, a->scalar,
+                     (float *)b->out + i0, i1 - i0);
     else
-        pow_fill_f64(b->in[0], a->scalar, b->out, a->out.numel);
+        pow_fill_f64((const double *)b->in[0] + i0, a->scalar, (double *)b->out + i0, i1 - i0);
+}
+
+static void pow_scalar_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
+    pow_run(pow_scalar_forward_range, a, b, a->out.numel);
 }
 
 /* PyTorch: exponent 0 gives a zero gradient, even at x = 0 (and NaN); otherwise
@@ -161,8 +194,8 @@ static void pow_scalar_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
  * it (special exponents included), a block at a time. */
 #define POW_SCALAR_BACKWARD(T, FILL)                                                       \
     do {                                                                                   \
-        const T *x = b->in[0], *gout = b->gout;                                            \
-        T *gx = b->gin[0];                                                                 \
+        const T *x = (const T *)b->in[0] + r0, *gout = (const T *)b->gout + r0;            \
+        T *gx = (T *)b->gin[0] + r0;                                                       \
         const T s = (T)scalar;                                                             \
         if (scalar == 0) {                                                                 \
             for (int64_t i = 0; i < n; i++) gx[i] += (T)0;                                 \
@@ -176,15 +209,21 @@ static void pow_scalar_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
         }                                                                                  \
     } while (0)
 
-static void pow_scalar_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
+static void pow_scalar_backward_range(const tg_op_args *a, const void *bufs, int64_t r0,
+                                      int64_t r1) {
+    const tg_bwd_bufs *b = bufs;
     const double scalar = a->scalar;
-    const int64_t n = a->out.numel;
+    const int64_t n = r1 - r0;
     if (a->out.dtype == TG_FLOAT32) {
         const tg_vmath_table *k = tg_vmath_kernels();
         POW_SCALAR_BACKWARD(float, pow_fill_f32(k, x + i0, scalar - 1, p, m));
     } else {
         POW_SCALAR_BACKWARD(double, pow_fill_f64(x + i0, scalar - 1, p, m));
     }
+}
+
+static void pow_scalar_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
+    pow_run(pow_scalar_backward_range, a, b, a->out.numel);
 }
 
 const tg_op_info tg_row_pow_scalar = {.name = "pow",
@@ -196,28 +235,39 @@ const tg_op_info tg_row_pow_scalar = {.name = "pow",
 /* ------------------------------------------------------------------ number ** tensor */
 
 /* s ** x with s rounded to T first; float32 as (float)pow((double)s, (double)x) */
-static void rpow_scalar_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
-    const int64_t n = a->out.numel;
+static void rpow_scalar_forward_range(const tg_op_args *a, const void *bufs, int64_t i0,
+                                      int64_t i1) {
+    const tg_fwd_bufs *b = bufs;
     if (a->out.dtype == TG_FLOAT32) {
-        rpow_f32(tg_vmath_kernels(), (float)a->scalar, b->in[0], b->out, n);
+        rpow_f32(tg_vmath_kernels(), (float)a->scalar, (const float *)b->in[0] + i0,
+                 (float *)b->out + i0, i1 - i0);
     } else {
         const double *x = b->in[0], s = a->scalar;
         double *y = b->out;
-        for (int64_t i = 0; i < n; i++) y[i] = pow(s, x[i]);
+        for (int64_t i = i0; i < i1; i++) y[i] = pow(s, x[i]);
     }
+}
+
+static void rpow_scalar_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
+    pow_run(rpow_scalar_forward_range, a, b, a->out.numel);
 }
 
 /* d(s**x)/dx = s**x log s (log s once, in T); 0 for s == 0 and x >= 0, as in PyTorch. s**x
  * is the forward's output, saved, as PyTorch's backward reads its result. */
-static void rpow_scalar_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
-    const int64_t n = a->out.numel;
+static void rpow_scalar_backward_range(const tg_op_args *a, const void *bufs, int64_t i0,
+                                       int64_t i1) {
+    const tg_bwd_bufs *b = bufs;
     TG_FLOAT_SWITCH(a->out.dtype, {
         const T *x = b->in[0], *y = b->out, *gout = b->gout;
         T *gx = b->gin[0];
         const T s = (T)a->scalar, ls = log(s);
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = i0; i < i1; i++)
             gx[i] += gout[i] * (s == 0 && x[i] >= 0 ? (T)0 : y[i] * ls);
     });
+}
+
+static void rpow_scalar_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
+    pow_run(rpow_scalar_backward_range, a, b, a->out.numel);
 }
 
 const tg_op_info tg_row_rpow_scalar = {.name = "rpow_scalar",
@@ -294,6 +344,13 @@ static tg_bcast pow_rows_of(const tg_op_args *a) {
     return a->bc;
 }
 
+static void pow2_forward_range(const tg_op_args *a, const void *bufs, int64_t i0, int64_t i1) {
+    const tg_fwd_bufs *b = bufs;
+    (void)a;
+    pow2_f32(tg_vmath_kernels(), (const float *)b->in[0] + i0, (const float *)b->in[1] + i0,
+             (float *)b->out + i0, i1 - i0);
+}
+
 static void pow_tensor_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
     const int64_t n = a->bc.numel;
     if (a->out.dtype == TG_FLOAT64) {
@@ -306,7 +363,7 @@ static void pow_tensor_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
     const float *x = b->in[0], *y = b->in[1];
     float *z = b->out;
     if (a->in[0].numel == n && a->in[1].numel == n) {
-        pow2_f32(k, x, y, z, n);
+        pow_run(pow2_forward_range, a, b, n);
     } else if (a->in[1].numel == 1 && a->in[0].numel == n) {
         pow_f32_by(k, x, (double)y[0], z, n); /* the same bits as pow2_f32 */
     } else {
@@ -324,6 +381,24 @@ static void pow_tensor_forward(const tg_op_args *a, const tg_fwd_bufs *b) {
  * too); float32: u ** (v - 1) as the forward computes powers, log u by the vmath kernel. ga and gb
  * are the same buffer for x ** x; every element still gets its d/da term before its d/db
  * term, and the accumulation into a broadcast input follows the output order. */
+static void pow2_backward_f32(const tg_bwd_bufs *b, const tg_bcast rows);
+
+/* Elements [i0, i1) of a same-shape float32 backward: the buffers from i0 on, as one row. */
+static void pow2_backward_range(const tg_op_args *a, const void *bufs, int64_t i0, int64_t i1) {
+    (void)a;
+    tg_bwd_bufs sub = *(const tg_bwd_bufs *)bufs;
+    sub.in[0] = (const float *)sub.in[0] + i0;
+    sub.in[1] = (const float *)sub.in[1] + i0;
+    sub.out = (const float *)sub.out + i0;
+    sub.gout = (const float *)sub.gout + i0;
+    if (sub.gin[0]) sub.gin[0] = (float *)sub.gin[0] + i0;
+    if (sub.gin[1]) sub.gin[1] = (float *)sub.gin[1] + i0;
+    tg_bcast flat = {.ndim = 1, .numel = i1 - i0};
+    flat.shape[0] = i1 - i0;
+    flat.sa[0] = flat.sb[0] = 1;
+    pow2_backward_f32(&sub, flat);
+}
+
 static void pow_tensor_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
     if (a->out.dtype == TG_FLOAT64) {
         const double *x = b->in[0], *y = b->in[1], *z = b->out, *gout = b->gout;
@@ -335,11 +410,19 @@ static void pow_tensor_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
         });
         return;
     }
+    const int64_t n = a->bc.numel;
+    if (a->in[0].numel == n && a->in[1].numel == n) /* elementwise: split for the threads */
+        pow_run(pow2_backward_range, a, b, n);
+    else
+        pow2_backward_f32(b, pow_rows_of(a));
+}
+
+/* The float32 backward over `rows` (pow_rows_of) of the buffers b. */
+static void pow2_backward_f32(const tg_bwd_bufs *b, const tg_bcast rows) {
     const tg_vmath_table *k = tg_vmath_kernels();
     const float *x = b->in[0], *y = b->in[1], *z = b->out, *gout = b->gout;
     float *ga = b->gin[0], *gb = b->gin[1];
     float ub[POW_BLOCK], vb[POW_BLOCK], e[POW_BLOCK], p[POW_BLOCK], l[POW_BLOCK];
-    const tg_bcast rows = pow_rows_of(a);
     POW_ROWS(rows, {
         const float *u = row_piece(x, ia, sai, m, ub), *v = row_piece(y, ib, sbi, m, vb);
         const float *g = gout + io;
