@@ -160,7 +160,14 @@ static void cache_empty(storage_cache *c) {
 static pthread_key_t cache_key;
 static int cache_key_ok = 0;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
-static void cache_key_destructor(void *p) { cache_empty(p); }
+/* A later destructor of the exiting thread may still free a tensor: registered = 0 makes
+ * that block register the cache again, so the destructor runs once more (POSIX repeats
+ * destructors whose value was set again). */
+static void cache_key_destructor(void *p) {
+    storage_cache *c = p;
+    cache_empty(c);
+    c->registered = 0;
+}
 static void cache_key_init(void) {
     cache_key_ok = pthread_key_create(&cache_key, cache_key_destructor) == 0;
 }

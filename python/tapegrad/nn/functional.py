@@ -81,7 +81,7 @@ def linear(input, weight, bias=None):  # noqa: A002 - PyTorch's name
     input = _input(input, "linear")
     # the usual case, checked with a few C calls (no shape tuples); tg_linear checks the
     # rest (sizes and dtypes) and names both shapes when they do not fit
-    if type(weight) is Tensor and (bias is None or type(bias) is Tensor):
+    if isinstance(weight, Tensor) and (bias is None or isinstance(bias, Tensor)):
         wh = weight._h
         if lib.tg_tensor_ndim(wh) == 2 and 1 <= lib.tg_tensor_ndim(input._h) <= 2 and (
                 bias is None or (lib.tg_tensor_ndim(bias._h) == 1 and
