@@ -393,15 +393,26 @@ tg_status tg_grad_slot(tg_node *n, int i, void **out, int *assign);
 
 int tg_get_nthreads_internal(void);
 
+/* The check of the binary elementwise rows (ops/elementwise.c): same-dtype floats (int64
+ * for add, sub, mul) with numpy broadcasting into args->bc; the output's meta. */
+tg_status tg_binary_check(tg_op_args *args);
+
 /* Runs fn(ctx, begin, end) over [0, n) in chunks of `chunk` elements on this thread and
  * up to nthreads - 1 of its gemm pool's workers, those awake to claim chunks (never
- * waiting for one to wake up); returns when all have run. For elementwise work whose
- * result does not depend on the split. Defined in kernels/gemm.c, beside the pool. */
+ * waiting for one to wake up); returns when all have run. With one thread (or no pool):
+ * fn(ctx, 0, n) once. For elementwise work whose result does not depend on the split.
+ * Defined in kernels/gemm.c, beside the pool. */
 void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
                      void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx);
-/* Elements from which an elementwise kernel is split over threads, and its chunk size. */
+/* Elements (4-byte units for byte counts) from which an elementwise kernel is split over
+ * threads, and its chunk size. */
 #define TG_PARALLEL_MIN 65536
 #define TG_PARALLEL_CHUNK 16384
+/* The threads for elementwise work on n elements: this thread's setting from
+ * TG_PARALLEL_MIN on, else 1. */
+static inline int tg_parallel_threads(int64_t n) {
+    return n >= TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
+}
 
 /* tg_tensor_set_grad without the capture guard (an optimizer's zero_grad, recorded by
  * the capture itself). */

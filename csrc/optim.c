@@ -261,9 +261,7 @@ static void adam_part(void *ctx, int64_t k0, int64_t k1) {
 /* Runs part over the parameter's elements: split over the threads when it is large. */
 static void run_update(void (*part)(void *, int64_t, int64_t), update_ctx *c) {
     const int64_t n = c->param->numel;
-    const int nt = n >= TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
-    if (nt > 1) tg_parallel_for(n, TG_PARALLEL_CHUNK, nt, part, c);
-    else part(c, 0, n);
+    tg_parallel_for(n, TG_PARALLEL_CHUNK, tg_parallel_threads(n), part, c);
 }
 
 static tg_status update_param(tg_optim *o, int64_t i, step_prep *pp) {

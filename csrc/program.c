@@ -682,10 +682,8 @@ static void zero_part(void *ctx, int64_t b0, int64_t b1) {
 }
 
 static void zero_bytes(void *d, const pbuf *b) {
-    const size_t bytes = buf_bytes(b);
-    const int nt = bytes >= 4 * (size_t)TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
-    if (nt > 1) tg_parallel_for((int64_t)bytes, 4 * TG_PARALLEL_CHUNK, nt, zero_part, d);
-    else memset(d, 0, bytes);
+    const int64_t bytes = (int64_t)buf_bytes(b);
+    tg_parallel_for(bytes, 4 * TG_PARALLEL_CHUNK, tg_parallel_threads(bytes / 4), zero_part, d);
 }
 
 typedef struct {
@@ -706,14 +704,9 @@ static void gather_part(void *ctx, int64_t r0, int64_t r1) {
 static void gather_rows(char *dst, const char *src, const int64_t *idx, int64_t batch,
                         size_t rowbytes) {
     gather_ctx c = {dst, src, idx, rowbytes};
-    const size_t bytes = (size_t)batch * rowbytes;
-    const int nt = bytes >= 4 * (size_t)TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
-    if (nt > 1 && rowbytes) {
-        int64_t chunk = (int64_t)(4 * (size_t)TG_PARALLEL_CHUNK / rowbytes);
-        tg_parallel_for(batch, chunk < 1 ? 1 : chunk, nt, gather_part, &c);
-    } else {
-        gather_part(&c, 0, batch);
-    }
+    const int64_t bytes = batch * (int64_t)rowbytes;
+    const int64_t chunk = rowbytes ? (int64_t)(4 * (size_t)TG_PARALLEL_CHUNK / rowbytes) : batch;
+    tg_parallel_for(batch, chunk, tg_parallel_threads(bytes / 4), gather_part, &c);
 }
 
 static void fill_one(void *d, const pbuf *b) {

@@ -483,7 +483,7 @@ static void parallel_for_enter(gemm_pool *pool, unsigned gen) {
  * worker to wake up: it claims chunks itself until none is left, then waits only for the
  * chunks workers already took. fn must not depend on which thread runs a chunk (every
  * use is elementwise: the same bits for any thread count). No pool (one thread, no
- * threads in this build, or none could be started): every chunk on this thread. */
+ * threads in this build, or none could be started): fn(ctx, 0, n) on this thread. */
 void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
                      void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx) {
     if (n <= 0) return;
@@ -520,10 +520,7 @@ void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
 #else
     (void)nthreads;
 #endif
-    for (int64_t c = 0; c < chunks; c++) {
-        int64_t begin = c * chunk, end = begin + chunk;
-        fn(ctx, begin, end < n ? end : n);
-    }
+    fn(ctx, 0, n);
 }
 
 /* ------------------------------------------------------------ the two dtypes */

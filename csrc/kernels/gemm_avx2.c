@@ -175,24 +175,7 @@ static inline void sm_reduce4_f64(const __m256d *q, double out[4]) {
 #define SM_NR_D 4
 #define SM_DOT_ONE_PASS 12
 #define SM_DOT_ROWS_BYTES 262144
-#include "gemm_smallm.h"
-#undef SM_T
-#undef SM_NAME
-#undef SM_V
-#undef SM_W
-#undef SM_LOAD
-#undef SM_STORE
-#undef SM_ADD
-#undef SM_FMA
-#undef SM_SET1
-#undef SM_ZERO
-#undef SM_M
-#undef SM_MASK
-#undef SM_MLOAD
-#undef SM_MSTORE
-#undef SM_DU
-#undef SM_PIN
-#undef SM_REDUCE4
+#include "gemm_smallm.h" /* undefines the parameters above but the tiles */
 
 #define SM_T double
 #define SM_NAME tg_gemm_smallm_avx2_f64
@@ -211,24 +194,7 @@ static inline void sm_reduce4_f64(const __m256d *q, double out[4]) {
 #define SM_PIN(v) __asm__("" : "+x"(v))
 #define SM_DU 2
 #define SM_REDUCE4(q, out) sm_reduce4_f64((q), (out))
-#include "gemm_smallm.h"
-#undef SM_T
-#undef SM_NAME
-#undef SM_V
-#undef SM_W
-#undef SM_LOAD
-#undef SM_STORE
-#undef SM_ADD
-#undef SM_FMA
-#undef SM_SET1
-#undef SM_ZERO
-#undef SM_M
-#undef SM_MASK
-#undef SM_MLOAD
-#undef SM_MSTORE
-#undef SM_DU
-#undef SM_PIN
-#undef SM_REDUCE4
+#include "gemm_smallm.h" /* undefines the parameters above but the tiles */
 #undef SM_MR_B
 #undef SM_NV_B
 #undef SM_MR_D

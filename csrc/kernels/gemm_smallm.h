@@ -1,7 +1,8 @@
 /* kernels/gemm_smallm.h — the unpacked small-M gemm, written once per ISA and dtype.
  *
  * Included by gemm_avx2.c and gemm_avx512.c (after their target pragmas), once per dtype,
- * with these defined (not a header for anyone else):
+ * with these defined (not a header for anyone else; it undefines all but the tile ones
+ * SM_MR_B .. SM_DOT_ROWS_BYTES at its end, which the two dtypes share):
  *   SM_T, SM_NAME           element type; the entry point's name
  *   SM_V, SM_W              vector type; elements per vector
  *   SM_LOAD(p), SM_STORE(p, v), SM_ADD(a, b), SM_FMA(a, b, c) (= a*b + c, one rounding),
@@ -365,6 +366,25 @@ void SM_NAME(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs, int64
         SM_LOCAL(dot)(M, N, K, A, a_rs, B, b_cs, C, ldc, accumulate);
 }
 
+/* the per-dtype parameters: the includer defines them again for its next dtype (the
+ * tile parameters SM_MR_B .. SM_DOT_ROWS_BYTES stay theirs to undefine) */
+#undef SM_T
+#undef SM_NAME
+#undef SM_V
+#undef SM_W
+#undef SM_LOAD
+#undef SM_STORE
+#undef SM_ADD
+#undef SM_FMA
+#undef SM_SET1
+#undef SM_ZERO
+#undef SM_M
+#undef SM_MASK
+#undef SM_MLOAD
+#undef SM_MSTORE
+#undef SM_DU
+#undef SM_PIN
+#undef SM_REDUCE4
 #undef SM_EACH_V
 #undef SM_EACH_IV
 #undef SM_EACH_I

@@ -15,7 +15,7 @@
 
 static int integer_binary(tg_op op) { return op == TG_OP_ADD || op == TG_OP_SUB || op == TG_OP_MUL; }
 
-static tg_status binary_check(tg_op_args *a) {
+tg_status tg_binary_check(tg_op_args *a) {
     const char *name = tg_op_rows[a->op]->name;
     if (!(a->present & 2u)) return tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", name);
     const tg_meta *x = &a->in[0], *y = &a->in[1];
@@ -32,32 +32,14 @@ static tg_status binary_check(tg_op_args *a) {
     return TG_OK;
 }
 
-/* z = EXPR(u, v) over the broadcast: a flat loop when the shapes agree or b is one
- * element, the general walk otherwise. */
+/* z = EXPR(u, v) over the broadcast (BROADCAST_LOOP: a same-shape or one-element operand
+ * is one flat segment) */
 #define BINARY_LOOP(EXPR)                                                                  \
-    do {                                                                                   \
-        const int64_t n_ = a->bc.numel;                                                    \
-        if (a->in[0].numel == n_ && a->in[1].numel == n_) {                                \
-            for (int64_t i = 0; i < n_; i++) {                                             \
-                T u = x[i], v = y[i];                                                      \
-                (void)u, (void)v;                                                          \
-                z[i] = (EXPR);                                                             \
-            }                                                                              \
-        } else if (a->in[1].numel == 1 && a->in[0].numel == n_) {                          \
-            const T v = y[0];                                                              \
-            for (int64_t i = 0; i < n_; i++) {                                             \
-                T u = x[i];                                                                \
-                (void)u, (void)v;                                                          \
-                z[i] = (EXPR);                                                             \
-            }                                                                              \
-        } else {                                                                           \
-            BROADCAST_LOOP(a->bc, {                                                        \
-                T u = x[ia], v = y[ib];                                                    \
-                (void)u, (void)v;                                                          \
-                z[io] = (EXPR);                                                            \
-            });                                                                            \
-        }                                                                                  \
-    } while (0)
+    BROADCAST_LOOP(a->bc, {                                                                \
+        T u = x[ia], v = y[ib];                                                            \
+        (void)u, (void)v;                                                                  \
+        z[io] = (EXPR);                                                                    \
+    })
 
 #define BINARY_FORWARD(NAME, EXPR, INT_EXPR)                                               \
     static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {                \
@@ -168,7 +150,7 @@ static tg_status binary_check(tg_op_args *a) {
     const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
                                       .saves = SAVES,                                      \
                                       .flags = TG_ROW_ASSIGN,                              \
-                                      .check = binary_check,                               \
+                                      .check = tg_binary_check,                            \
                                       .forward = NAME##_forward,                           \
                                       .backward_kernel = NAME##_backward}
 
@@ -308,9 +290,7 @@ static void vmath_part(void *ctx, int64_t b0, int64_t b1) {
 static void vmath_run(int fn, int grad, tg_dtype dtype, const void *a, const void *g, void *y,
                       int64_t n) {
     vmath_ctx c = {tg_vmath_kernels(), fn, grad, dtype, a, g, y};
-    const int nt = n >= TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
-    if (nt > 1) tg_parallel_for(n, TG_PARALLEL_CHUNK, nt, vmath_part, &c);
-    else vmath_part(&c, 0, n);
+    tg_parallel_for(n, TG_PARALLEL_CHUNK, tg_parallel_threads(n), vmath_part, &c);
 }
 
 #define VMATH_ROW(NAME, OPNAME, FN, SAVES)                                                 \

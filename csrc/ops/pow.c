@@ -166,13 +166,8 @@ static void pow_range_part(void *ctx, int64_t i0, int64_t i1) {
 }
 
 static void pow_run(pow_range_fn fn, const tg_op_args *a, const void *bufs, int64_t n) {
-    const int nt = n >= TG_PARALLEL_MIN ? tg_get_nthreads_internal() : 1;
-    if (nt > 1) {
-        pow_range_ctx c = {fn, a, bufs};
-        tg_parallel_for(n, TG_PARALLEL_CHUNK, nt, pow_range_part, &c);
-    } else {
-        fn(a, bufs, 0, n);
-    }
+    pow_range_ctx c = {fn, a, bufs};
+    tg_parallel_for(n, TG_PARALLEL_CHUNK, tg_parallel_threads(n), pow_range_part, &c);
 }
 
 static void pow_scalar_forward_range(const tg_op_args *a, const void *bufs, int64_t i0,
@@ -278,49 +273,19 @@ const tg_op_info tg_row_rpow_scalar = {.name = "rpow_scalar",
 
 /* ------------------------------------------------------------------ tensor ** tensor */
 
-static tg_status pow_tensor_check(tg_op_args *a) {
-    const char *name = tg_op_rows[a->op]->name;
-    if (!(a->present & 2u)) return tg_fail(TG_ERR_ARG, "%s: got a NULL tensor", name);
-    const tg_meta *x = &a->in[0], *y = &a->in[1];
-    tg_status st = tg_check_float_meta(name, x);
-    if (!st) st = tg_check_float_meta(name, y);
-    if (!st) st = tg_check_same_dtype_meta(name, x, y);
-    if (!st) st = broadcast_metas(name, x, y, &a->bc);
-    if (st) return st;
-    tg_meta_set(&a->out, x->dtype, a->bc.ndim, a->bc.shape);
-    return TG_OK;
-}
-
-/* The float32 broadcast, one output row at a time (the last dimension, in pieces of at
- * most POW_BLOCK): BODY sees io (the first output element), m, and ia / ib with sai / sbi
- * (the first input elements and their strides along the row, 0 or 1), in row-major output
+/* The float32 broadcast, one segment of the collapsed broadcast at a time (a same-shape
+ * or one-element exponent is one segment: BROADCAST_SEGMENTS), in pieces of at most
+ * POW_BLOCK: BODY sees io (the first output element), m, and ia / ib with sai / sbi (the
+ * first input elements and their strides along the segment, 0 or 1), in row-major output
  * order. */
 #define POW_ROWS(bc, ...)                                                                  \
-    do {                                                                                   \
-        const int nd_ = (bc).ndim;                                                         \
-        const int64_t inner_ = nd_ ? (bc).shape[nd_ - 1] : 1;                              \
-        if ((bc).numel == 0) break;                                                        \
-        const int64_t sai = nd_ ? (bc).sa[nd_ - 1] : 0, sbi = nd_ ? (bc).sb[nd_ - 1] : 0;  \
-        int64_t idx_[TG_MAX_DIMS] = {0}, a0_ = 0, b0_ = 0;                                 \
-        const int64_t outer_ = (bc).numel / inner_;                                        \
-        for (int64_t o_ = 0; o_ < outer_; o_++) {                                          \
-            for (int64_t j0_ = 0; j0_ < inner_; j0_ += POW_BLOCK) {                        \
-                const int64_t m = inner_ - j0_ < POW_BLOCK ? inner_ - j0_ : POW_BLOCK;     \
-                const int64_t io = o_ * inner_ + j0_, ia = a0_ + j0_ * sai,                \
-                              ib = b0_ + j0_ * sbi;                                        \
-                __VA_ARGS__                                                                \
-            }                                                                              \
-            for (int d_ = nd_ - 2; d_ >= 0; d_--) {                                        \
-                idx_[d_]++;                                                                \
-                a0_ += (bc).sa[d_];                                                        \
-                b0_ += (bc).sb[d_];                                                        \
-                if (idx_[d_] < (bc).shape[d_]) break;                                      \
-                a0_ -= (bc).sa[d_] * (bc).shape[d_];                                       \
-                b0_ -= (bc).sb[d_] * (bc).shape[d_];                                       \
-                idx_[d_] = 0;                                                              \
-            }                                                                              \
+    BROADCAST_SEGMENTS(bc, {                                                               \
+        for (int64_t j0_ = 0; j0_ < n; j0_ += POW_BLOCK) {                                 \
+            const int64_t m = n - j0_ < POW_BLOCK ? n - j0_ : POW_BLOCK;                   \
+            const int64_t io = o0 + j0_, ia = a0 + j0_ * sai, ib = b0 + j0_ * sbi;         \
+            __VA_ARGS__                                                                    \
         }                                                                                  \
-    } while (0)
+    })
 
 /* The m elements of a row piece of x from index i with stride st (0 or 1): x + i itself
  * when contiguous, else buf filled with x[i]. */
@@ -328,20 +293,6 @@ static const float *row_piece(const float *x, int64_t i, int64_t st, int64_t m, 
     if (st) return x + i;
     for (int64_t j = 0; j < m; j++) buf[j] = x[i];
     return buf;
-}
-
-/* The broadcast a->bc, or one row of n elements when the shapes agree (strides 1, 1) or
- * the exponent is one element (1, 0): the row walk then never cuts short rows. */
-static tg_bcast pow_rows_of(const tg_op_args *a) {
-    const int64_t n = a->bc.numel;
-    if (a->in[0].numel == n && (a->in[1].numel == n || a->in[1].numel == 1)) {
-        tg_bcast flat = {.ndim = 1, .numel = n};
-        flat.shape[0] = n;
-        flat.sa[0] = 1;
-        flat.sb[0] = a->in[1].numel == n;
-        return flat;
-    }
-    return a->bc;
 }
 
 static void pow2_forward_range(const tg_op_args *a, const void *bufs, int64_t i0, int64_t i1) {
@@ -414,10 +365,10 @@ static void pow_tensor_backward(const tg_op_args *a, const tg_bwd_bufs *b) {
     if (a->in[0].numel == n && a->in[1].numel == n) /* elementwise: split for the threads */
         pow_run(pow2_backward_range, a, b, n);
     else
-        pow2_backward_f32(b, pow_rows_of(a));
+        pow2_backward_f32(b, a->bc);
 }
 
-/* The float32 backward over `rows` (pow_rows_of) of the buffers b. */
+/* The float32 backward over the broadcast `rows` of the buffers b. */
 static void pow2_backward_f32(const tg_bwd_bufs *b, const tg_bcast rows) {
     const tg_vmath_table *k = tg_vmath_kernels();
     const float *x = b->in[0], *y = b->in[1], *z = b->out, *gout = b->gout;
@@ -443,7 +394,7 @@ static void pow2_backward_f32(const tg_bwd_bufs *b, const tg_bcast rows) {
 
 const tg_op_info tg_row_pow = {.name = "pow_tensor",
                                .saves = TG_SAVES_IN0 | TG_SAVES_IN1 | TG_SAVES_OUTPUT,
-                               .check = pow_tensor_check,
+                               .check = tg_binary_check, /* floats: no int64 pow_tensor */
                                .forward = pow_tensor_forward,
                                .backward_kernel = pow_tensor_backward};
 

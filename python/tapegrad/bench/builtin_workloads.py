@@ -211,6 +211,32 @@ def elementwise_setup(params, rng):
     return inputs
 
 
+def elementwise_autograd(lib, case, as_leaf, as_tensor):
+    """The step and outputs of an autograd engine (tapegrad or torch, ``lib``) for an
+    elementwise case: ``as_leaf``/``as_tensor`` turn the case's arrays into a leaf that
+    requires grad / a plain tensor of that engine."""
+    fn = ELEMENTWISE_OPS[case["op"]].fn
+    x = as_leaf(case["x"])
+    y = as_leaf(case["y"]) if "y" in case.inputs else None
+    leaves = [t for t in (x, y) if t is not None]
+    g = as_tensor(case["g"])
+    state = {}
+
+    def step():
+        for t in leaves:
+            t.grad = None
+        out = fn(lib, x, y)
+        out.backward(g)
+        state["out"] = out
+
+    def outputs():
+        got = {"out": state["out"], "grad_x": x.grad}
+        if y is not None:
+            got["grad_y"] = y.grad
+        return got
+    return step, outputs
+
+
 def _elementwise_caps(params):
     # one call of a 4096 x 4096 case takes 0.05-2 s (64 MiB per array): one call per
     # sample, 3 samples, and no warm-up beyond the correctness check's call just before

@@ -122,28 +122,9 @@ def inference(case):
 
 
 def elementwise(case):
-    from tapegrad.bench.builtin_workloads import ELEMENTWISE_OPS
+    from tapegrad.bench.builtin_workloads import elementwise_autograd
 
-    fn = ELEMENTWISE_OPS[case["op"]].fn
-    x = tg.tensor(case["x"], requires_grad=True)
-    y = tg.tensor(case["y"], requires_grad=True) if "y" in case.inputs else None
-    leaves = [t for t in (x, y) if t is not None]
-    g = tg.tensor(case["g"])
-    state = {}
-
-    def step():
-        for t in leaves:
-            t.grad = None
-        out = fn(tg, x, y)
-        out.backward(g)
-        state["out"] = out
-
-    def outputs():
-        got = {"out": state["out"], "grad_x": x.grad}
-        if y is not None:
-            got["grad_y"] = y.grad
-        return got
-    return step, outputs
+    return elementwise_autograd(tg, case, lambda a: tg.tensor(a, requires_grad=True), tg.tensor)
 
 
 def gemm(case):

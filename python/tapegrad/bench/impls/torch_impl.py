@@ -126,28 +126,10 @@ def inference(case):
 
 
 def elementwise(case):
-    from tapegrad.bench.builtin_workloads import ELEMENTWISE_OPS
+    from tapegrad.bench.builtin_workloads import elementwise_autograd
 
-    fn = ELEMENTWISE_OPS[case["op"]].fn
-    x = torch.from_numpy(case["x"]).requires_grad_(True)
-    y = torch.from_numpy(case["y"]).requires_grad_(True) if "y" in case.inputs else None
-    leaves = [t for t in (x, y) if t is not None]
-    g = torch.from_numpy(case["g"])
-    state = {}
-
-    def step():
-        for t in leaves:
-            t.grad = None
-        out = fn(torch, x, y)
-        out.backward(g)
-        state["out"] = out
-
-    def outputs():
-        got = {"out": state["out"], "grad_x": x.grad}
-        if y is not None:
-            got["grad_y"] = y.grad
-        return got
-    return step, outputs
+    return elementwise_autograd(torch, case, lambda a: torch.from_numpy(a).requires_grad_(True),
+                                torch.from_numpy)
 
 
 def gemm(case):
