@@ -1,6 +1,6 @@
 """The small-M gemm path (csrc/kernels/gemm_smallm.h: no packing, B read in place), taken
-by gemm.c's gemm_path for M <= 256 (64 for trans_b = 0 against a B of more than 2^21
-elements; any M for trans_a = 0, trans_b = 1 with N <= 32 and K >= 64) unless
+by gemm.c's gemm_path for M <= 256 with trans_b = 1 (any M for trans_a = 0,
+trans_b = 1 with N <= 32 and K >= 64) and M <= 48 with trans_b = 0, unless
 trans_a = trans_b = 1:
 
 * within the error bound of tests/bounds.py of the exact product, on the MLP's shapes and
@@ -57,9 +57,12 @@ def _cases(big=False):
     yield 1000, 7, 63, 0, 1, 1, 0
     # both transposes: the packed path, next to the small-M shapes it does not take
     yield 32, 128, 256, 1, 1, 0, 1
-    # the large-B rule for trans_b = 0: M = 64 and 65 against 2^21 + 1 elements
-    yield 64, 2049, 1024, 0, 0, 0, 0
-    yield 65, 2049, 1024, 0, 0, 1, 0
+    # the broadcast path's last M (48) and the packed path's first (49) on the input
+    # gradient of the 784 -> 256 layer, and against a B of 2^21 + 1 elements
+    yield 48, 784, 256, 0, 0, 0, 1
+    yield 49, 784, 256, 0, 0, 1, 0
+    yield 48, 2049, 1024, 0, 0, 1, 0
+    yield 49, 2049, 1024, 0, 0, 0, 0
 
 
 def _run(dtype, M, N, K, ta, tb, acc, pad, seed, nthreads=1, naive=False):
@@ -134,7 +137,7 @@ def _small_m_path(M, N, K, ta, tb):
         return False
     if tb:
         return M <= 256 or (N <= 32 and K >= 64)
-    return M <= (256 if N * K <= 2 ** 21 else 64)
+    return M <= 48
 
 
 def test_cases_cover_both_sides_of_the_thresholds():

@@ -35,12 +35,13 @@ DTYPES = {"float32": (np.float32, "float", lib.tg_gemm_f32, lib.tg_gemm_naive_f3
           "float64": (np.float64, "double", lib.tg_gemm_f64, lib.tg_gemm_naive_f64)}
 
 # (M, N, K, what) -- the paths of gemm.c (gemm_path): tiny below M*N*K 4096; small M
-# (M <= 256, 64 for trans_b = 0 against a B of more than 2^21 elements; for trans_a = 0,
-# trans_b = 1 also any M with N <= 32 and K >= 64) unless trans_a = trans_b = 1; thin
-# (M < 4 or N < 8) below 2^18; else packed. Threads from M*N*K >= 2^21 (rows split when
-# M >= N, else columns). The shapes with M <= 256 take the packed path only with both
-# transposes; those past 256 take it always, except with trans_b = 1 alone the narrow
-# ones with K >= 64 ("thin columns" below), which take the small-M path.
+# (M <= 256 with trans_b = 1, and for trans_a = 0, trans_b = 1 also any M with N <= 32
+# and K >= 64; M <= 48 with trans_b = 0) unless trans_a = trans_b = 1; thin (M < 4 or
+# N < 8) below 2^18; else packed. Threads from M*N*K >= 2^21 (rows split when M >= N, else
+# columns). Every shape below runs with each transpose pair, so most take more than one
+# of these paths: "packed" in a name is the path it takes with both transposes (and with
+# trans_b = 0 from M = 49); past M = 256 every pair but trans_b = 1 alone is packed, and
+# that one too unless op(B) is narrow with K >= 64 ("thin columns").
 SHAPES = [
     (1, 1, 1, "tiny 1x1x1"), (3, 5, 7, "tiny"), (2, 9, 64, "tiny, lane-blocked dots"),
     (1, 257, 300, "thin row"), (300, 3, 129, "thin columns"), (5, 7, 300, "thin (N < 8), long K"),

@@ -80,28 +80,35 @@ void tg_free(void *p);
  * problem with M at or below these, when its operands suit it: op(B) rows contiguous
  * (trans_b = 0: broadcast path) or op(A) rows and op(B) columns contiguous in k
  * (trans_a = 0, trans_b = 1: dot path). Chosen from the shape and the transposes only
- * (never the level or the thread count). Measured with benchmarks/gemm_shapes.py on the
- * MLP's shapes (and squares up to 4096, one thread, AVX-512 and AVX2): at M <= 256 the
- * unpacked path is as fast as the packed one or faster (packing the weight costs more
- * than it saves for so few rows, and a packed trans_b B is a strided gather), except the
- * broadcast path against a B of more than 2^21 elements, which falls behind from M ~ 128
- * (its column panel no longer stays in L2). Past these the packed path takes over at
- * about the same speed (the MLP's 784 -> 256 forward: within the noise at M = 256 / 257
- * and up to 1024), except for a narrow op(B) and a K that is not short: with N <= 64 and
- * K >= 64 the AVX2 / AVX-512 dot path stays 1.4-5x faster than the packed one at any M
- * (measured to M = 4096, N = 10..64, K = 64..784; the packed path gathers the transposed
- * weight and pads N to its tile), so it keeps N <= 32 there: the output layer of an MLP
- * (N = 10) has no cliff past batch 256. Not N = 33..64: the generic level's unpacked
- * loop (the same path, shape-only choice) fell 2x behind its packed kernel at N = 64
- * (at N = 10..32 it is 0.8-1.4x of it). With K < 64 (one to three 16-lane groups, then a
- * reduction per element) the dot path fell 1.3-5x behind at N = 32..64 past M = 1000, so
- * those stay packed. */
+ * (never the level or the thread count: the paths sum in different orders).
+ *   Dot path (the linear layer's forward X.W^T): measured with benchmarks/gemm_shapes.py
+ * on the MLP's shapes (and squares up to 4096, one thread, AVX-512 and AVX2), at
+ * M <= 256 it is as fast as the packed path or faster (a packed trans_b B is a strided
+ * gather; on a Zen 3 AVX2 core the packed path took 1.1-1.5x its time at M = 32..256,
+ * except 0.9x at N = 128, K = 256, M = 256). Past that the packed path takes over at about
+ * the same speed (the 784 -> 256 forward: within the noise at M = 256 / 257 and up to
+ * 1024), except for a narrow op(B) and a K that is not short: with N <= 64 and K >= 64 the
+ * AVX2 / AVX-512 dot path stays 1.4-5x faster than the packed one at any M (measured to
+ * M = 4096, N = 10..64, K = 64..784; the packed path gathers the transposed weight and
+ * pads N to its tile), so it keeps N <= 32 there: the output layer of an MLP (N = 10) has
+ * no cliff past batch 256. Not N = 33..64: the generic level's unpacked loop (the same
+ * path, shape-only choice) fell 2x behind its packed kernel at N = 64 (at N = 10..32 it
+ * is 0.8-1.4x of it). With K < 64 (one to three 16-lane groups, then a reduction per
+ * element) the dot path fell 1.3-5x behind at N = 32..64 past M = 1000, so those stay
+ * packed.
+ *   Broadcast path (the input gradient G.W and the weight gradient G^T.X): up to M = 48.
+ * On a Zen 3 AVX2 core (both dtypes, one thread, the two paths interleaved in one
+ * process) the packed path was 0.7-0.93x as fast at M = 16..32, level at M = 48, and
+ * faster from M = 64: float32 1.08-1.35x at M = 64..256 (N = 784, K = 256: the input
+ * gradient of the 784 -> 256 layer), float64 1.15-1.54x; on the weight gradient
+ * (M = 256, K = the batch) 0.95x at K = 16, level at 32, 1.1-1.3x from K = 64. The
+ * broadcast path walks op(B)'s rows in place, a column strip at a time, so every row
+ * tile streams its own A rows and the strip is fetched from L3 again for each column
+ * block; the packed path reads both operands from contiguous panels. */
 #define SMALLM_MAX_M_DOT 256
 #define SMALLM_MAX_N_DOT 32     /* ... and at any M when op(B) has at most this many */
 #define SMALLM_MIN_K_NARROW 64  /* columns and K is at least this */
-#define SMALLM_MAX_M_BCAST 256
-#define SMALLM_MAX_M_BCAST_BIG_B 64
-#define SMALLM_BIG_B 2097152.0 /* K*N elements of op(B) */
+#define SMALLM_MAX_M_BCAST 48
 
 /* The path a call takes, from its shape and transposes only (never from the SIMD level or
  * the thread count):
@@ -115,8 +122,7 @@ enum { GEMM_PATH_SMALL, GEMM_PATH_SMALLM, GEMM_PATH_PACKED };
 static int gemm_path(int64_t M, int64_t N, int64_t K, int trans_a, int trans_b) {
     double work = (double)M * (double)N * (double)K;
     if (work < TINY_GEMM) return GEMM_PATH_SMALL;
-    if (!trans_b ? M <= ((double)K * (double)N > SMALLM_BIG_B ? SMALLM_MAX_M_BCAST_BIG_B
-                                                             : SMALLM_MAX_M_BCAST)
+    if (!trans_b ? M <= SMALLM_MAX_M_BCAST
                  : !trans_a && (M <= SMALLM_MAX_M_DOT ||
                                 (N <= SMALLM_MAX_N_DOT && K >= SMALLM_MIN_K_NARROW)))
         return GEMM_PATH_SMALLM;

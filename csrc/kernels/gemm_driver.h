@@ -47,44 +47,53 @@ static void GEMM_NAME(ukernel_generic)(int64_t kc, const GEMM_T *a_panel,
             C[i * ldc + j] = load_c ? C[i * ldc + j] + acc[i][j] : acc[i][j];
 }
 
+/* Packs `count` vectors of kc elements, element e of vector v at src[v*vs + e*es], into
+ * panels of w vectors: dst[panel p][e][i] = vector p*w + i's element e, vectors past
+ * count zeroed. pack_a is this over op(A)'s rows (a_pack[p][k][i] = op(A)(p*mr + i, k)),
+ * pack_b over op(B)'s columns (b_pack[p][k][j] = op(B)(k, p*nr + j)).
+ * With vs == 1 (trans_a for A, no trans_b for B: a panel's vectors side by side in
+ * memory) the whole panels are filled an element at a time, reading each of the kc lines
+ * src[e*es ..] once from start to end; going panel by panel instead read w elements from
+ * each of kc lines and then stepped to the next panel, fetching every line of the block
+ * once per panel (20% of a 256 x 784 x 256 weight gradient's time on a Zen 3 core went to
+ * packing that way). */
+static void GEMM_NAME(pack_panels)(int64_t count, int64_t kc, const GEMM_T *src, int64_t vs,
+                                   int64_t es, int w, GEMM_T *dst) {
+    int64_t v0 = 0;
+    if (vs == 1) {
+        const int64_t full = count / w, step = kc * (int64_t)w;
+        for (int64_t e = 0; e < kc; e++) {
+            const GEMM_T *s = src + e * es;
+            GEMM_T *d = dst + e * w;
+            for (int64_t p = 0; p < full; p++, s += w, d += step)
+                for (int i = 0; i < w; i++) d[i] = s[i];
+        }
+        v0 = full * w;
+        dst += full * step;
+    }
+    for (; v0 < count; v0 += w) {
+        int64_t m = count - v0 < w ? count - v0 : w;
+        const GEMM_T *s = src + v0 * vs;
+        for (int64_t e = 0; e < kc; e++, dst += w) {
+            int i = 0;
+            for (; i < m; i++) dst[i] = s[i * vs + e * es];
+            for (; i < w; i++) dst[i] = 0;
+        }
+    }
+}
+
 /* a_pack[panel p][k][i] = op(A)(p*mr + i, k) for an mc x kc block, rows past mc zeroed.
  * op(A)(i, k) = A[i*rs + k*cs]. */
 static void GEMM_NAME(pack_a)(int64_t mc, int64_t kc, const GEMM_T *A, int64_t rs, int64_t cs,
                               int mr, GEMM_T *a_pack) {
-    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-        int64_t m = mc - i0 < mr ? mc - i0 : mr;
-        const GEMM_T *a = A + i0 * rs;
-        if (rs == 1 && m == mr) { /* panel rows contiguous in memory (trans_a) */
-            for (int64_t k = 0; k < kc; k++, a_pack += mr)
-                for (int i = 0; i < mr; i++) a_pack[i] = a[k * cs + i];
-        } else {
-            for (int64_t k = 0; k < kc; k++, a_pack += mr) {
-                int i = 0;
-                for (; i < m; i++) a_pack[i] = a[i * rs + k * cs];
-                for (; i < mr; i++) a_pack[i] = 0;
-            }
-        }
-    }
+    GEMM_NAME(pack_panels)(mc, kc, A, rs, cs, mr, a_pack);
 }
 
 /* b_pack[panel p][k][j] = op(B)(k, p*nr + j) for a kc x nc block, columns past nc zeroed.
  * op(B)(k, j) = B[k*rs + j*cs]. */
 static void GEMM_NAME(pack_b)(int64_t kc, int64_t nc, const GEMM_T *B, int64_t rs, int64_t cs,
                               int nr, GEMM_T *b_pack) {
-    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-        int64_t n = nc - j0 < nr ? nc - j0 : nr;
-        const GEMM_T *b = B + j0 * cs;
-        if (cs == 1 && n == nr) { /* panel columns contiguous in memory (no trans_b) */
-            for (int64_t k = 0; k < kc; k++, b_pack += nr)
-                for (int j = 0; j < nr; j++) b_pack[j] = b[k * rs + j];
-        } else {
-            for (int64_t k = 0; k < kc; k++, b_pack += nr) {
-                int j = 0;
-                for (; j < n; j++) b_pack[j] = b[k * rs + j * cs];
-                for (; j < nr; j++) b_pack[j] = 0;
-            }
-        }
-    }
+    GEMM_NAME(pack_panels)(nc, kc, B, cs, rs, nr, b_pack);
 }
 
 /* C block [mc x nc] (+)= a_pack . b_pack. Edge tiles are computed whole into a buffer by
