@@ -14,6 +14,17 @@
 
 #include "gemm_internal.h"
 
+/* The tile's 6 rows of C (the first and the last element of each row: a row of 64 bytes
+ * may straddle two lines) are asked into L1 before the k loop, so the loads and stores
+ * after it do not wait on L2 or L3 (C is touched once per K block, long evicted). */
+#define PREFETCH_C_TILE(C, ldc, nr)                                                \
+    do {                                                                           \
+        for (int i_ = 0; i_ < 6; i_++) {                                           \
+            _mm_prefetch((const char *)((C) + i_ * (ldc)), _MM_HINT_T0);           \
+            _mm_prefetch((const char *)((C) + i_ * (ldc) + (nr) - 1), _MM_HINT_T0); \
+        }                                                                          \
+    } while (0)
+
 /* One row i of the f32 6 x 16 tile: two 8-wide accumulators. */
 #define ROW_FMA_F32(i)                                   \
     do {                                                 \
@@ -42,6 +53,7 @@ void tg_gemm_ukernel_avx2_f32(int64_t kc, const float *a_panel, const float *b_p
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    PREFETCH_C_TILE(C, ldc, 16);
     for (int64_t k = 0; k < kc; k++) {
         __m256 b0 = _mm256_loadu_ps(b_panel);
         __m256 b1 = _mm256_loadu_ps(b_panel + 8);
@@ -90,6 +102,7 @@ void tg_gemm_ukernel_avx2_f64(int64_t kc, const double *a_panel, const double *b
     __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
     __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
     __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+    PREFETCH_C_TILE(C, ldc, 8);
     for (int64_t k = 0; k < kc; k++) {
         __m256d b0 = _mm256_loadu_pd(b_panel);
         __m256d b1 = _mm256_loadu_pd(b_panel + 4);
