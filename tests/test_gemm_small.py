@@ -212,7 +212,9 @@ def test_small_m_sums_in_the_documented_order(level, monkeypatch):
     # also M = 7, N = 13, K = 47: a whole AVX2 dot tile (3 x 4, which runs K once per
     # 8-lane half) with rows and columns left over, and a tail of 15 k reaching into the
     # second half
-    for (M, N, K), tb in [((3, 41, 37), 0), ((3, 41, 37), 1), ((7, 13, 47), 1)]:
+    # and M = 3, N = 4, K = 1211: one AVX2 dot tile whose rows and columns outgrow L1, so it
+    # goes over K in chunks of 256 (both passes per chunk), the last one with a masked tail
+    for (M, N, K), tb in [((3, 41, 37), 0), ((3, 41, 37), 1), ((7, 13, 47), 1), ((3, 4, 1211), 1)]:
         A = rng.standard_normal((M, K)).astype(np.float32)
         W = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
         C0 = rng.standard_normal((M, N)).astype(np.float32)

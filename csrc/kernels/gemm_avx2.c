@@ -188,6 +188,8 @@ static inline void sm_reduce4_f64(const __m256d *q, double out[4]) {
 #define SM_NR_D 4
 #define SM_DOT_ONE_PASS 12
 #define SM_DOT_ROWS_BYTES 262144
+#define SM_DOT_K_CHUNK_BYTES 1024
+#define SM_DOT_L1_BYTES 32768
 #include "gemm_smallm.h" /* undefines the parameters above but the tiles */
 
 #define SM_T double
@@ -214,6 +216,8 @@ static inline void sm_reduce4_f64(const __m256d *q, double out[4]) {
 #undef SM_NR_D
 #undef SM_DOT_ONE_PASS
 #undef SM_DOT_ROWS_BYTES
+#undef SM_DOT_K_CHUNK_BYTES
+#undef SM_DOT_L1_BYTES
 
 #if defined(__clang__)
 #pragma clang attribute pop

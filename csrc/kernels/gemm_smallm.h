@@ -2,7 +2,7 @@
  *
  * Included by gemm_avx2.c and gemm_avx512.c (after their target pragmas), once per dtype,
  * with these defined (not a header for anyone else; it undefines all but the tile ones
- * SM_MR_B .. SM_DOT_ROWS_BYTES at its end, which the two dtypes share):
+ * SM_MR_B .. SM_DOT_K_CHUNK_BYTES at its end, which the two dtypes share):
  *   SM_T, SM_NAME           element type; the entry point's name
  *   SM_V, SM_W              vector type; elements per vector
  *   SM_LOAD(p), SM_STORE(p, v), SM_ADD(a, b), SM_FMA(a, b, c) (= a*b + c, one rounding),
@@ -20,6 +20,9 @@
  *   SM_DOT_ONE_PASS         the most accumulators (SM_DU per element) a dot tile keeps
  *                           for one pass over K; a larger tile passes once per vector
  *   SM_DOT_ROWS_BYTES       rows of op(A) the dot path takes at a time, in bytes
+ *   SM_DOT_L1_BYTES,        a two-pass dot tile whose rows and columns take more than
+ *   SM_DOT_K_CHUNK_BYTES    SM_DOT_L1_BYTES goes over K in chunks of SM_DOT_K_CHUNK_BYTES
+ *                           per row and column (a multiple of 64)
  *
  * C[M x N] (+)= op(A) . op(B) with op(A)(i,k) = A[i*a_rs + k*a_cs],
  * op(B)(k,j) = B[k*b_rs + j*b_cs]; M, N, K > 0. Nothing is packed and nothing allocated:
@@ -45,6 +48,9 @@
 #if !defined(SM_T) || !defined(SM_NAME) || !defined(SM_REDUCE4) || !defined(SM_PIN) || \
     !defined(SM_DOT_ONE_PASS)
 #error "gemm_smallm.h is a template: define SM_T, SM_NAME, SM_REDUCE4, ... first"
+#endif
+#if SM_DOT_K_CHUNK_BYTES % 64 != 0
+#error "a dot tile's K chunk is a whole number of 64-byte groups of k-lanes"
 #endif
 #if SM_NR_D > 4
 #error "SM_REDUCE4 reduces the sums of at most 4 columns of a dot tile"
@@ -216,18 +222,22 @@ enum { SM_LOCAL(L) = 64 / (int)sizeof(SM_T) }; /* k-lanes: SM_DU vectors of SM_W
 #define SM_DOT_MASKED(p, u) SM_MLOAD(p, m##u)
 
 /* The partial sums of rows [0, mr) of op(A) (a: row stride a_rs, contiguous in k) against
- * columns [0, nr) of op(B) (b: column stride b_cs, contiguous in k) over all of K, for the
- * k-lane vectors u0 <= u < u1 of the SM_DU: vector (i * nr + j) * SM_DU + u of parts; mr <= 4,
- * nr <= 6. Lane l of the L gets exactly the terms and the order of gemm_smallm.h's
- * summation order, whichever vectors one call computes. */
+ * columns [0, nr) of op(B) (b: column stride b_cs, contiguous in k) over k .. K-1 (k a
+ * multiple of L), for the k-lane vectors u0 <= u < u1 of the SM_DU: vector
+ * (i * nr + j) * SM_DU + u of parts, which with `resume` holds the sums over 0 .. k-1 to
+ * go on from (a float stored and loaded back is the same float); mr <= 4, nr <= 6. Lane l
+ * of the L gets exactly the terms and the order of gemm_smallm.h's summation order,
+ * whichever vectors and k ranges the calls compute. */
 SM_INLINE void SM_LOCAL(dot_part)(const int mr, const int nr, const int u0, const int u1,
-                                  int64_t K, const SM_T *a, int64_t a_rs, const SM_T *b,
-                                  int64_t b_cs, SM_T *parts) {
+                                  int64_t k, int64_t K, const int resume, const SM_T *a,
+                                  int64_t a_rs, const SM_T *b, int64_t b_cs, SM_T *parts) {
     enum { L = SM_LOCAL(L) };
-#define SM_DECL(i, j, u) SM_V acc##i##_##j##_##u = SM_ZERO();
+#define SM_DECL(i, j, u)                                                                   \
+    SM_V acc##i##_##j##_##u = SM_ZERO();                                                   \
+    if (resume && i < mr && j < nr && u0 <= u && u < u1)                                  \
+        acc##i##_##j##_##u = SM_LOAD(parts + ((i * nr + j) * SM_DU + u) * SM_W);
     SM_EACH_IJU(SM_DECL)
 #undef SM_DECL
-    int64_t k = 0;
     for (; k + L <= K; k += L) {
         SM_DOT_STEP(SM_DOT_FULL, 0)
         SM_DOT_STEP(SM_DOT_FULL, 1)
@@ -264,14 +274,28 @@ SM_INLINE void SM_LOCAL(dot_tile)(const int mr, const int nr, int64_t K, const S
                                   int64_t ldc, int accumulate) {
     SM_T parts[4 * 6 * SM_DU * SM_W];
     if (SM_DU * mr * nr <= SM_DOT_ONE_PASS) {
-        SM_LOCAL(dot_part)(mr, nr, 0, SM_DU, K, a, a_rs, b, b_cs, parts);
+        SM_LOCAL(dot_part)(mr, nr, 0, SM_DU, 0, K, 0, a, a_rs, b, b_cs, parts);
     } else {
-        SM_LOCAL(dot_part)(mr, nr, 0, 1, K, a, a_rs, b, b_cs, parts);
-        /* the first pass's sums go to memory and are read back after the second: kept in
-         * registers across it (the compiler's choice otherwise), they push its
-         * accumulators onto the stack */
+        /* Two passes, one per k-lane vector. When the tile's rows and columns outgrow L1
+         * (more than SM_DOT_L1_BYTES), K goes in chunks of SM_DOT_K_CHUNK_BYTES per row
+         * and column, both passes over each chunk in turn, so that the chunk's lines are
+         * still in L1 for the second pass (float64 K = 784 on a Zen 3 core: 1.2-1.3x;
+         * float32 with its half-size rows lost 5-20% to the chunking and stays whole
+         * below the bound). Each pass's sums go to memory after its pass: kept in
+         * registers across the other pass (the compiler's choice otherwise), they push
+         * its accumulators onto the stack. */
+        enum { KC = SM_DOT_K_CHUNK_BYTES / (int)sizeof(SM_T) };
+        const int64_t kc = (int64_t)(mr + nr) * K * (int64_t)sizeof(SM_T) > SM_DOT_L1_BYTES ? KC : K;
+        SM_LOCAL(dot_part)(mr, nr, 0, 1, 0, kc < K ? kc : K, 0, a, a_rs, b, b_cs, parts);
         __asm__ volatile("" : : "r"(parts) : "memory");
-        if (SM_DU > 1) SM_LOCAL(dot_part)(mr, nr, 1, 2, K, a, a_rs, b, b_cs, parts);
+        if (SM_DU > 1) SM_LOCAL(dot_part)(mr, nr, 1, 2, 0, kc < K ? kc : K, 0, a, a_rs, b, b_cs, parts);
+        for (int64_t k = kc; k < K; k += kc) {
+            __asm__ volatile("" : : "r"(parts) : "memory");
+            const int64_t end = K - k > kc ? k + kc : K;
+            SM_LOCAL(dot_part)(mr, nr, 0, 1, k, end, 1, a, a_rs, b, b_cs, parts);
+            __asm__ volatile("" : : "r"(parts) : "memory");
+            if (SM_DU > 1) SM_LOCAL(dot_part)(mr, nr, 1, 2, k, end, 1, a, a_rs, b, b_cs, parts);
+        }
     }
     /* each row's (up to 4) sums reduced together: the same adds per element */
     for (int i = 0; i < mr; i++) {
@@ -367,7 +391,7 @@ void SM_NAME(int64_t M, int64_t N, int64_t K, const SM_T *A, int64_t a_rs, int64
 }
 
 /* the per-dtype parameters: the includer defines them again for its next dtype (the
- * tile parameters SM_MR_B .. SM_DOT_ROWS_BYTES stay theirs to undefine) */
+ * tile parameters SM_MR_B .. SM_DOT_K_CHUNK_BYTES stay theirs to undefine) */
 #undef SM_T
 #undef SM_NAME
 #undef SM_V
