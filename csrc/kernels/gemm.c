@@ -83,9 +83,12 @@ void tg_free(void *p);
  * (never the level or the thread count: the paths sum in different orders).
  *   Dot path (the linear layer's forward X.W^T): measured with benchmarks/gemm_shapes.py
  * on the MLP's shapes (and squares up to 4096, one thread, AVX-512 and AVX2), at
- * M <= 256 it is as fast as the packed path or faster (a packed trans_b B is a strided
- * gather; on a Zen 3 AVX2 core the packed path took 1.1-1.5x its time at M = 32..256,
- * except 0.9x at N = 128, K = 256, M = 256). Past that the packed path takes over at about
+ * M <= 256 it is as fast as the packed path or faster (a packed trans_b B is a transposing
+ * copy of the weight). On a Zen 3 AVX2 core, with packing as it is now, the packed path
+ * was 1.1-1.3x faster than the dot path on the products alone at M = 96..256 (float32;
+ * float64 1.2-1.45x from M = 64), but level in the MLP's inference with the thresholds
+ * switched in one process (0.97-1.0x of the time on one thread, 1.04x on two) and within
+ * the noise in its training step, so the dot path keeps M <= 256. Past that the packed path takes over at about
  * the same speed (the 784 -> 256 forward: within the noise at M = 256 / 257 and up to
  * 1024), except for a narrow op(B) and a K that is not short: with N <= 64 and K >= 64 the
  * AVX2 / AVX-512 dot path stays 1.4-5x faster than the packed one at any M (measured to
