@@ -81,24 +81,24 @@ void tg_free(void *p);
  * (trans_b = 0: broadcast path) or op(A) rows and op(B) columns contiguous in k
  * (trans_a = 0, trans_b = 1: dot path). Chosen from the shape and the transposes only
  * (never the level or the thread count: the paths sum in different orders).
- *   Dot path (the linear layer's forward X.W^T): measured with benchmarks/gemm_shapes.py
- * on the MLP's shapes (and squares up to 4096, one thread, AVX-512 and AVX2), at
- * M <= 256 it is as fast as the packed path or faster (a packed trans_b B is a transposing
- * copy of the weight). On a Zen 3 AVX2 core, with packing as it is now, the packed path
- * was 1.1-1.3x faster than the dot path on the products alone at M = 96..256 (float32;
- * float64 1.2-1.45x from M = 64), but level in the MLP's inference with the thresholds
- * switched in one process (0.97-1.0x of the time on one thread, 1.04x on two) and within
- * the noise in its training step, so the dot path keeps M <= 256. Past that the packed path takes over at about
- * the same speed (the 784 -> 256 forward: within the noise at M = 256 / 257 and up to
- * 1024), except for a narrow op(B) and a K that is not short: with N <= 64 and K >= 64 the
- * AVX2 / AVX-512 dot path stays 1.4-5x faster than the packed one at any M (measured to
- * M = 4096, N = 10..64, K = 64..784; the packed path gathers the transposed weight and
- * pads N to its tile), so it keeps N <= 32 there: the output layer of an MLP (N = 10) has
- * no cliff past batch 256. Not N = 33..64: the generic level's unpacked loop (the same
- * path, shape-only choice) fell 2x behind its packed kernel at N = 64 (at N = 10..32 it
- * is 0.8-1.4x of it). With K < 64 (one to three 16-lane groups, then a reduction per
- * element) the dot path fell 1.3-5x behind at N = 32..64 past M = 1000, so those stay
- * packed.
+ *   Dot path (the linear layer's forward X.W^T): measured with benchmarks/gemm_shapes.py on
+ * the MLP's shapes (and squares up to 4096, one thread, AVX-512 and AVX2), at M <= 256 it
+ * is as fast as the packed path or faster (a packed trans_b B is a transposing copy of the
+ * weight). On a Zen 3 AVX2 core, with packing as it is now, the packed path was 1.1-1.3x
+ * faster than the dot path on the products alone at M = 96..256 (float32; float64
+ * 1.2-1.45x from M = 64), but level in the MLP's inference with the thresholds switched in
+ * one process (0.97-1.0x of the time on one thread, 1.04x on two) and within the noise in
+ * its training step, so the dot path keeps M <= 256. Past that the packed path takes over
+ * at about the same speed (the 784 -> 256 forward: within the noise at M = 256 / 257 and
+ * up to 1024), except for a narrow op(B) and a K that is not short: with N <= 64 and
+ * K >= 64 the AVX2 / AVX-512 dot path stays 1.4-5x faster than the packed one at any M
+ * (measured to M = 4096, N = 10..64, K = 64..784; the packed path gathers the transposed
+ * weight and pads N to its tile), so it keeps N <= 32 there: the output layer of an MLP
+ * (N = 10) has no cliff past batch 256. Not N = 33..64: the generic level's unpacked loop
+ * (the same path, shape-only choice) fell 2x behind its packed kernel at N = 64 (at
+ * N = 10..32 it is 0.8-1.4x of it). With K < 64 (one to three 16-lane groups, then a
+ * reduction per element) the dot path fell 1.3-5x behind at N = 32..64 past M = 1000, so
+ * those stay packed.
  *   Broadcast path (the input gradient G.W and the weight gradient G^T.X): up to M = 48.
  * On a Zen 3 AVX2 core (both dtypes, one thread, the two paths interleaved in one
  * process) the packed path was 0.7-0.93x as fast at M = 16..32, level at M = 48, and

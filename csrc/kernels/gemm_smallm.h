@@ -279,16 +279,17 @@ SM_INLINE void SM_LOCAL(dot_tile)(const int mr, const int nr, int64_t K, const S
         /* Two passes, one per k-lane vector. When the tile's rows and columns outgrow L1
          * (more than SM_DOT_L1_BYTES), K goes in chunks of SM_DOT_K_CHUNK_BYTES per row
          * and column, both passes over each chunk in turn, so that the chunk's lines are
-         * still in L1 for the second pass (float64 K = 784 on a Zen 3 core: 1.2-1.3x;
-         * float32 with its half-size rows lost 5-20% to the chunking and stays whole
-         * below the bound). Each pass's sums go to memory after its pass: kept in
+         * still in L1 for the second pass (float64 K = 784 on a Zen 3 core: 1.3-1.4x,
+         * float32 K = 2048 1.45x; float32 K = 784, whose rows and columns fit, lost 5-8%
+         * to the chunking and stays whole). Each pass's sums go to memory after it: kept in
          * registers across the other pass (the compiler's choice otherwise), they push
          * its accumulators onto the stack. */
         enum { KC = SM_DOT_K_CHUNK_BYTES / (int)sizeof(SM_T) };
-        const int64_t kc = (int64_t)(mr + nr) * K * (int64_t)sizeof(SM_T) > SM_DOT_L1_BYTES ? KC : K;
-        SM_LOCAL(dot_part)(mr, nr, 0, 1, 0, kc < K ? kc : K, 0, a, a_rs, b, b_cs, parts);
+        const int64_t bytes = (int64_t)(mr + nr) * K * (int64_t)sizeof(SM_T);
+        const int64_t kc = bytes > SM_DOT_L1_BYTES && K > KC ? KC : K;
+        SM_LOCAL(dot_part)(mr, nr, 0, 1, 0, kc, 0, a, a_rs, b, b_cs, parts);
         __asm__ volatile("" : : "r"(parts) : "memory");
-        if (SM_DU > 1) SM_LOCAL(dot_part)(mr, nr, 1, 2, 0, kc < K ? kc : K, 0, a, a_rs, b, b_cs, parts);
+        if (SM_DU > 1) SM_LOCAL(dot_part)(mr, nr, 1, 2, 0, kc, 0, a, a_rs, b, b_cs, parts);
         for (int64_t k = kc; k < K; k += kc) {
             __asm__ volatile("" : : "r"(parts) : "memory");
             const int64_t end = K - k > kc ? k + kc : K;
