@@ -28,7 +28,8 @@ import pytest
 import tapegrad as tg
 from tapegrad._ffi import ffi, lib
 
-from simd_levels import ALL_LEVELS
+from simd_levels import ALL_LEVELS, force_vmath
+from simd_levels import VMATH_LEVELS as LEVELS
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, strategies as st  # noqa: E402
@@ -39,22 +40,6 @@ _LIBM.pow.argtypes = [ctypes.c_double, ctypes.c_double]
 _LIBM.logf.restype = ctypes.c_float
 _LIBM.logf.argtypes = [ctypes.c_float]
 _POW = np.frompyfunc(lambda a, b: _LIBM.pow(a, b), 2, 1)
-
-
-def _levels():
-    """Levels the vmath kernels can run here."""
-    out = []
-    x = np.zeros(1, np.float32)
-    for level in ALL_LEVELS:
-        p = ffi.from_buffer("float[]", x)
-        if lib.tg_vmath_f32(lib.TG_VMATH_RELU, p, ffi.from_buffer("float[]", x.copy()), 1,
-                            level.encode()) == 0:
-            out.append(level)
-    lib.tg_clear_error()
-    return out
-
-
-LEVELS = _levels()
 
 
 def libm_pow32(a, b):
@@ -112,9 +97,7 @@ def sample_x(rng, n=20000):
 
 @pytest.mark.parametrize("level", ALL_LEVELS)
 def test_pow_scalar_is_libm_pow(monkeypatch, level):
-    if level not in LEVELS:
-        pytest.skip(f"this CPU cannot run the {level} kernels")
-    monkeypatch.setenv("TAPEGRAD_SIMD", level)
+    force_vmath(monkeypatch, level)
     rng = np.random.default_rng(1)
     x = sample_x(rng)
     t = tg.tensor(x)
@@ -126,9 +109,7 @@ def test_pow_scalar_is_libm_pow(monkeypatch, level):
 
 @pytest.mark.parametrize("level", ALL_LEVELS)
 def test_rpow_and_pow_tensor_are_libm_pow(monkeypatch, level):
-    if level not in LEVELS:
-        pytest.skip(f"this CPU cannot run the {level} kernels")
-    monkeypatch.setenv("TAPEGRAD_SIMD", level)
+    force_vmath(monkeypatch, level)
     rng = np.random.default_rng(2)
     x = sample_x(rng, 5000)
     for s in [2.5, 0.5, 10.0, 1e-3, 1.0, 0.0, -0.0, -2.0, -0.5, np.inf, np.nan, 1e30, 1e-40,

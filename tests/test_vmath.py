@@ -25,18 +25,9 @@ import pytest
 import tapegrad as tg
 from tapegrad._ffi import ffi, lib
 
-from simd_levels import ALL_LEVELS, CPU_LEVEL
-
-
-def _vmath_levels():
-    """Levels the vmath kernels can run here (they need AVX2 without FMA, AVX-512F)."""
-    out = []
-    for level in ALL_LEVELS:
-        x = np.zeros(1, np.float32)
-        if lib.tg_vmath_f32(lib.TG_VMATH_RELU, _ptr(x), _ptr(x.copy()), 1, level.encode()) == 0:
-            out.append(level)
-    lib.tg_clear_error()
-    return out
+from simd_levels import ALL_LEVELS
+from simd_levels import VMATH_LEVELS as LEVELS
+from simd_levels import force_vmath as force
 
 
 FNS = {"exp": lib.TG_VMATH_EXP, "log": lib.TG_VMATH_LOG, "tanh": lib.TG_VMATH_TANH,
@@ -47,8 +38,6 @@ CTYPE = {np.float32: "float", np.float64: "double"}
 def _ptr(a):
     return ffi.from_buffer(CTYPE[a.dtype.type] + "[]", a)
 
-
-LEVELS = _vmath_levels()
 
 # Measured maxima (csrc/kernels/vmath.h), rounded up: float32 over all 2^32 inputs,
 # float64 over a 4e6-point sample.
@@ -139,12 +128,6 @@ def mixed(rng, n, dtype):
     x[pick] = rng.choice(np.array(SPECIAL), pick.sum())
     with np.errstate(over="ignore"):
         return x.astype(dtype)
-
-
-def force(monkeypatch, level):
-    if level not in LEVELS:
-        pytest.skip(f"this CPU cannot run the {level} kernels")
-    monkeypatch.setenv("TAPEGRAD_SIMD", level)
 
 
 # ------------------------------------------------------------------ same bits at every level
