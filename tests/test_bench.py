@@ -34,6 +34,13 @@ def small():
 
 
 # ---------------------------------------------------------------------- end to end
+def _check_plot(results, png):
+    """With matplotlib installed, bench.plot writes a PNG file at png."""
+    if HAVE_MPL:
+        bench.plot(results, png)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_quick_runs_every_workload_and_engine(tmp_path):
     """The whole --quick run through the Python API: every workload, every installed
     engine, every built-in engine agreeing with the reference. (One test, so that under
@@ -135,10 +142,7 @@ def test_quick_runs_every_workload_and_engine(tmp_path):
     doc = json.loads(path.read_text())
     schema.validate(doc)
     schema.validate_builtin(doc)
-    if HAVE_MPL:
-        png = tmp_path / "bench.png"
-        bench.plot(results, png)
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_plot(results, tmp_path / "bench.png")
 
 
 def test_cli_quick_writes_valid_json(tmp_path, capsys):
@@ -516,10 +520,7 @@ def test_threads_list_runs_everything_once_per_count(tmp_path):
     text, _ = bench.compare(again, BenchResults.from_dict(one))
     assert f"{len(one['results'])} shared entries" in text
     assert "only entries at the same count are compared" in text
-    if HAVE_MPL:
-        png = tmp_path / "threads.png"
-        bench.plot(results, png)
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_plot(results, tmp_path / "threads.png")
 
 
 def test_cli_threads_list(tmp_path, capsys):
