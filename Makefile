@@ -20,7 +20,10 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build/c
 CFLAGS   ?= -O3
-TG_CFLAGS = -std=c11 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -pthread -fno-math-errno -fPIC \
+# -ffp-contract=off: no a*b + c fused unless the code says fma (the same bits on every
+# compiler and architecture; see setup.py)
+TG_CFLAGS = -std=c11 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -pthread -fno-math-errno \
+            -ffp-contract=off -fPIC \
             -Icsrc/include -Icsrc
 LDLIBS    = -lm -pthread
 

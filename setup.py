@@ -25,8 +25,11 @@ from setuptools.command.build_ext import build_ext as _build_ext
 ROOT = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join("csrc", "include", "tapegrad.h")
 SHARED_CORE = sys.platform.startswith("linux")
+# -ffp-contract=off: no a*b + c is fused unless the code says fma, with any compiler on any
+# architecture (GCC's -std=c11 already implies it; clang's default fuses within an
+# expression, which on a CPU with FMA would give other bits than the x86 build)
 CORE_FLAGS = ["-std=c11", "-O3", "-Wall", "-Wextra", "-D_POSIX_C_SOURCE=200809L", "-pthread",
-              "-fno-math-errno", "-fPIC", "-g0"]
+              "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-g0"]
 # TAPEGRAD_SANITIZE=address,undefined,float-cast-overflow builds the core instrumented
 # (`python setup.py build_ext --inplace` in a copy of the tree, then run Python with
 # LD_PRELOAD="libasan.so libstdc++.so": .ci/asan does both, see docs/testing.md). The C

@@ -1,5 +1,8 @@
 """The SIMD levels the kernels dispatch to, for tests that force each one through
 TAPEGRAD_SIMD (the environment variable only lowers the level, never raises it)."""
+import platform
+import re
+
 import numpy as np
 import pytest
 
@@ -19,6 +22,26 @@ def _cpu_level():
 
 
 CPU_LEVEL = _cpu_level()  # this CPU's best level, whatever the environment says
+LEVELS = ALL_LEVELS[:ALL_LEVELS.index(CPU_LEVEL) + 1]  # this CPU's level and every lower one
+
+
+def _generic_gemm_fuses():
+    """Does the generic level's gemm fuse its multiply-adds on this CPU? Everywhere but on
+    x86-64 CPUs without FMA (csrc/kernels/gemm.c: there it multiplies and adds, a software
+    fma being 50-250 times slower), and the AVX2 level needs FMA."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or CPU_LEVEL != "generic":
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(re.search(r"\bfma\b", line) for line in f if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+GENERIC_GEMM_FUSES = _generic_gemm_fuses()
+# the levels whose gemm gives the same bits on this CPU: all of them, unless the generic
+# level has no FMA to use
+GEMM_SAME_BITS_LEVELS = [lv for lv in LEVELS if lv != "generic" or GENERIC_GEMM_FUSES]
 
 
 def _vmath_levels():

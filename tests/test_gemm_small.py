@@ -1,4 +1,5 @@
-"""The small-M gemm path (csrc/kernels/gemm_smallm.h: no packing, B read in place), taken
+"""The small-M gemm path (csrc/kernels/gemm_smallm.h, and gemm_generic.h at the generic
+level: no packing, B read in place), taken
 by gemm.c's gemm_path for M <= 256 with trans_b = 1 (any M for trans_a = 0,
 trans_b = 1 with N <= 32 and K >= 64) and M <= 48 with trans_b = 0, unless
 trans_a = trans_b = 1:
@@ -9,8 +10,9 @@ trans_a = trans_b = 1:
   0 / 1, padded leading dimensions), and within twice the bound of the naive triple loop;
 * the summation order its comment documents, bit for bit (float32, emulated exactly with
   fractions: one FMA per k in increasing k for the broadcast path; 16 k-lanes and the
-  pairwise tree for the dot path);
-* the same bits at the AVX2 and AVX-512 levels, and for 1, 2 and 3 threads;
+  pairwise tree for the dot path), at every level;
+* the same bits at every level (the generic one where the CPU has FMA), and for 1, 2 and
+  3 threads;
 * no workspace (tg_gemm_workspace_* is 0) and the ws entry point gives the same bits.
 
 Levels the CPU lacks are skipped (TAPEGRAD_SIMD only lowers the level)."""
@@ -22,7 +24,7 @@ import pytest
 from bounds import assert_within, matmul_bound
 from tapegrad._ffi import ffi, lib
 
-from simd_levels import ALL_LEVELS
+from simd_levels import ALL_LEVELS, GEMM_SAME_BITS_LEVELS
 from test_simd import DTYPES, LEVELS, _call, _operands, force
 
 # (N, K) of the three layers of MLP([784, 256, 128, 10]): forward (N = out, K = in) and
@@ -99,17 +101,21 @@ def test_small_m_within_bound(level, dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
-def test_avx2_and_avx512_give_the_same_bits(dtype, monkeypatch):
-    if "avx512" not in LEVELS:
-        pytest.skip("this CPU has no AVX-512")
+def test_every_level_gives_the_same_bits(dtype, monkeypatch):
+    """AVX2, AVX-512 (gemm_smallm.h) and the generic level (gemm_generic.h, where the CPU
+    has FMA) sum in the same order."""
+    if len(GEMM_SAME_BITS_LEVELS) < 2:
+        pytest.skip("one small-M level to compare on this CPU")
     for n, (M, N, K, ta, tb, acc, pad) in enumerate(_cases(big=True)):
         res = {}
-        for level in ("avx2", "avx512"):
+        for level in GEMM_SAME_BITS_LEVELS:
             monkeypatch.setenv("TAPEGRAD_SIMD", level)
             res[level] = _run(dtype, M, N, K, ta, tb, acc, pad, seed=n, nthreads=2)[0]
-        assert res["avx2"].tobytes() == res["avx512"].tobytes(), (
-            f"{dtype} {M}x{N}x{K} trans_a={ta} trans_b={tb} acc={acc}: "
-            f"{np.abs(res['avx2'] - res['avx512']).max()}")
+        first = GEMM_SAME_BITS_LEVELS[0]
+        for level, got in res.items():
+            assert got.tobytes() == res[first].tobytes(), (
+                f"{first} vs {level}: {dtype} {M}x{N}x{K} trans_a={ta} trans_b={tb} "
+                f"acc={acc}: {np.abs(got - res[first]).max()}")
 
 
 # shapes with M*N*K >= 2^21, so that 2 and 3 threads split them (columns, or rows when
@@ -202,10 +208,13 @@ def _dot_order(a_row, b_col, lanes=16):
     return p[0]
 
 
-@pytest.mark.parametrize("level", ["avx2", "avx512"])
+@pytest.mark.parametrize("level", ALL_LEVELS)
 def test_small_m_sums_in_the_documented_order(level, monkeypatch):
-    """float32, both paths, with accumulate: the bits of gemm_smallm.h's comment."""
+    """float32, both paths, with accumulate: the bits of gemm_smallm.h's comment, at every
+    level (the generic one where it fuses: gemm_generic.h)."""
     force(monkeypatch, level)
+    if level not in GEMM_SAME_BITS_LEVELS:
+        pytest.skip("the generic level multiplies and adds separately on this CPU (no FMA)")
     rng = np.random.default_rng(2)
     # M*N*K >= 4096 (not tiny); N: full vectors and a masked tail at both widths;
     # K: two full groups of 16 k-lanes and a masked tail of 5

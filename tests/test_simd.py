@@ -2,7 +2,8 @@
 triple loop (tg_gemm_naive_*), over the tiny / thin / packed paths, edge tiles, K, M and N
 blocks, trans_a / trans_b, accumulate, padded leading dimensions and 1 or 2 threads, with
 the error bound of tests/bounds.py. Also: bit-identical results for any thread count at
-each level, AVX2 and AVX-512 giving the same bits (the claim of csrc/kernels/gemm.c), and
+each level, every level giving the same bits (the claim of csrc/kernels/gemm.c; the generic
+level where the CPU has FMA), signed zeros included, and without packing memory, and
 the matmul / linear rows of the op table run at each level.
 
 TAPEGRAD_SIMD is read by getenv on every non-tiny gemm, so monkeypatch.setenv switches the
@@ -16,8 +17,7 @@ import tapegrad as tg
 from bounds import assert_within, matmul_bound
 from tapegrad._ffi import ffi, lib
 
-from simd_levels import ALL_LEVELS, CPU_LEVEL
-LEVELS = ALL_LEVELS[:ALL_LEVELS.index(CPU_LEVEL) + 1]  # this CPU's level and every lower one
+from simd_levels import ALL_LEVELS, CPU_LEVEL, GEMM_SAME_BITS_LEVELS, LEVELS
 
 
 def _levels():
@@ -146,39 +146,84 @@ def test_gemm_bits_do_not_depend_on_threads(level, dtype, monkeypatch):
         assert results[0] == results[1] == results[2], f"{level} {M}x{N}x{K} ({what}) {ta}{tb}"
 
 
+def _same_bits_levels():
+    if len(GEMM_SAME_BITS_LEVELS) < 2:
+        pytest.skip(f"one gemm level to compare on this CPU ({CPU_LEVEL})")
+    return GEMM_SAME_BITS_LEVELS
+
+
 @pytest.mark.parametrize("dtype", list(DTYPES))
-def test_avx2_and_avx512_give_the_same_bits(dtype, monkeypatch):
-    """gemm.c: the AVX2 and AVX-512 kernels do identical arithmetic (FMA over k in
-    increasing order within the same K blocks, then the add into C), so every path gives
-    the same bits at both levels."""
-    if "avx512" not in LEVELS:
-        pytest.skip(f"this CPU's best SIMD level is {CPU_LEVEL}")
+def test_every_level_gives_the_same_bits(dtype, monkeypatch):
+    """gemm.c: the AVX2, AVX-512 and generic kernels do identical arithmetic (FMA over k in
+    increasing order within the same K blocks, then the add into C; the small-M orders of
+    gemm_smallm.h), so every path gives the same bits at every level this CPU runs (the
+    generic level fuses wherever the CPU has FMA; tests/c/gemm_generic.c checks the copy
+    that does not)."""
+    levels = _same_bits_levels()
     for M, N, K, what, ta, tb, acc, pad in _cases():
         results = {}
-        for level in ("avx2", "avx512"):
+        for level in levels:
             monkeypatch.setenv("TAPEGRAD_SIMD", level)
             rng = np.random.default_rng(7)
             got, _, _, _ = _run(DTYPES[dtype], M, N, K, ta, tb, acc, pad, rng, 2)
             results[level] = got
-        assert results["avx2"].tobytes() == results["avx512"].tobytes(), (
-            f"{M}x{N}x{K} ({what}) trans_a={ta} trans_b={tb} acc={acc}: "
-            f"{np.abs(results['avx2'] - results['avx512']).max()}")
+        first = levels[0]
+        for level in levels[1:]:
+            assert results[level].tobytes() == results[first].tobytes(), (
+                f"{first} vs {level}: {M}x{N}x{K} ({what}) trans_a={ta} trans_b={tb} "
+                f"acc={acc}: {np.abs(results[level] - results[first]).max()}")
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
-def test_generic_level_differs_from_fma_levels_only_by_rounding(dtype, monkeypatch):
-    """The generic kernel multiplies and adds separately, so it may differ from the FMA
-    kernels in the last bits (gemm.c says so): the two stay within twice the bound."""
-    if "avx2" not in LEVELS:
-        pytest.skip(f"this CPU's best SIMD level is {CPU_LEVEL}")
-    for M, N, K, what, ta, tb, acc, pad in _cases():
-        results = {}
-        for level in ("generic", "avx2"):
-            monkeypatch.setenv("TAPEGRAD_SIMD", level)
-            rng = np.random.default_rng(3)
-            got, _, bound, _ = _run(DTYPES[dtype], M, N, K, ta, tb, acc, pad, rng, 1)
-            results[level] = got[:, :N]
-        assert_within(results["generic"], results["avx2"], 2 * bound, f"{M}x{N}x{K} ({what})")
+def test_every_level_gives_the_same_signed_zeros(dtype, monkeypatch):
+    """Products that underflow to -0 and exact -0 operands: a sum of them is -0 or +0
+    depending on the order of the adds and on the 0 * 0 the dot path adds past K (a
+    partial sum of -0 plus +0 is +0), and every level agrees on the sign."""
+    levels = _same_bits_levels()
+    dt, ctype, fast, _ = DTYPES[dtype]
+    tiny = np.sqrt(np.finfo(dt).smallest_subnormal) / 4  # tiny * tiny rounds to zero
+    for M, N, K in [(3, 41, 37), (7, 13, 47), (64, 10, 128), (1, 257, 300), (33, 40, 20)]:
+        for ta, tb in [(0, 0), (0, 1), (1, 0)]:
+            for kind in ("underflow", "negative zero"):
+                rng = np.random.default_rng(M + N + K)
+                A = np.full((K, M) if ta else (M, K), -tiny if kind == "underflow" else -0.0, dt)
+                B = np.full((N, K) if tb else (K, N), tiny, dt)
+                B[rng.random(B.shape) < 0.3] = 0.0  # +0 * -tiny = -0 too
+                bits = {}
+                for level in levels:
+                    monkeypatch.setenv("TAPEGRAD_SIMD", level)
+                    C = np.full((M, N), np.nan, dt)
+                    _call(fast, ctype, M, N, K, A, ta, B, tb, C, 0, 1)
+                    assert (C == 0).all(), (level, M, N, K, ta, tb, kind)
+                    bits[level] = C.tobytes()
+                assert len(set(bits.values())) == 1, (
+                    f"{M}x{N}x{K} trans_a={ta} trans_b={tb} {kind}: levels disagree on signs")
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_without_packing_memory_the_bits_are_the_same(dtype, monkeypatch):
+    """A packed call whose packing buffer cannot be allocated runs its kernel's arithmetic
+    unpacked (gemm_generic.h's blocked): slower, the same bits, at every level."""
+    dt, ctype, fast, _ = DTYPES[dtype]
+    for level in LEVELS:
+        monkeypatch.setenv("TAPEGRAD_SIMD", level)
+        # the packed path with packing beyond gemm_packed's 24 KiB stack buffer (so it
+        # allocates), several K blocks, edge tiles
+        for M, N, K, ta, tb, acc in [(300, 70, 600, 0, 0, 0), (290, 129, 531, 1, 0, 1),
+                                     (260, 300, 300, 1, 1, 0), (270, 45, 777, 0, 1, 1)]:
+            rng = np.random.default_rng(M)
+            A, B, _, _ = _operands(rng, M, N, K, ta, tb, 1, dt)
+            C0 = rng.uniform(-1, 1, size=(M, N)).astype(dt)
+            want, got = C0.copy(), C0.copy()
+            _call(fast, ctype, M, N, K, A, ta, B, tb, want, acc, 1)
+            before = lib.tg_debug_allocations()
+            lib.tg_debug_fail_allocation(1)
+            _call(fast, ctype, M, N, K, A, ta, B, tb, got, acc, 1)
+            lib.tg_debug_fail_allocation(0)
+            assert lib.tg_debug_allocations() - before == 1, "the call did not allocate"
+            assert got.tobytes() == want.tobytes(), (
+                f"{level} {M}x{N}x{K} trans_a={ta} trans_b={tb} acc={acc}: "
+                f"{np.abs(got - want).max()}")
 
 
 def test_naive_kernel_sums_in_increasing_k():
@@ -224,3 +269,44 @@ def test_op_table_rows_at_level(level, row_name, monkeypatch):
     for dtype in test_ops.DTYPES:
         test_ops.test_forward_vs_torch(row, dtype)
         test_ops.test_grad_vs_torch(row, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_gives_the_same_bits_at_every_level(dtype, monkeypatch):
+    """A whole training run gives the same parameters, bit for bit, at every level this
+    CPU runs: MLP([64, 96, 48, 10]), tanh, cross-entropy, Adam, three epochs of mini-batches
+    of 40 and then of 100, so the forward products take the dot path, the input gradients
+    the broadcast path (batch 40) and the packed one (batch 100), the weight gradients
+    the packed one, and tanh and the loss run the vector math of each level."""
+    from simd_levels import VMATH_LEVELS
+
+    levels = [lv for lv in GEMM_SAME_BITS_LEVELS if lv in VMATH_LEVELS]
+    if len(levels) < 2:
+        pytest.skip(f"one level to compare on this CPU ({CPU_LEVEL})")
+    sizes = [64, 96, 48, 10]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, sizes[0]))
+    y = rng.integers(0, sizes[-1], 200)
+    init = {}
+    for i in range(len(sizes) - 1):
+        bound = 1 / np.sqrt(sizes[i])
+        init[f"{2 * i}.weight"] = rng.uniform(-bound, bound, (sizes[i + 1], sizes[i]))
+        init[f"{2 * i}.bias"] = rng.uniform(-bound, bound, sizes[i + 1])
+    results = {}
+    for level in levels:
+        monkeypatch.setenv("TAPEGRAD_SIMD", level)
+        model = tg.nn.MLP(sizes, activation="tanh", dtype=dtype)
+        model.load_state_dict(init)
+        opt = tg.optim.Adam(model.parameters(), lr=0.01)
+        losses = []
+        for batch_size in (40, 100):
+            hist = tg.fit(model, X, y, "cross_entropy", opt, epochs=3, batch_size=batch_size,
+                          shuffle=True, seed=1, metrics=(), progress=False)
+            losses += hist.step_loss
+        state = model.state_dict()
+        results[level] = (np.array(losses).tobytes(),
+                          b"".join(state[k].numpy().tobytes() for k in sorted(state)))
+    first = levels[0]
+    for level in levels[1:]:
+        assert results[level][0] == results[first][0], f"{first} vs {level}: losses differ"
+        assert results[level][1] == results[first][1], f"{first} vs {level}: parameters differ"

@@ -3,22 +3,28 @@
  * Paths, chosen per call from the shape only (never from the thread count):
  *   - tiny or thin problems (gemm_path): plain loops, no packing (gemm_small);
  *   - small M (a batch of rows) against a large B: no packing, B read in place
- *     (gemm_smallm.h, per ISA; the generic level runs gemm_small);
+ *     (gemm_smallm.h per ISA; gemm_generic.h at the generic level);
  *   - otherwise packed, cache-blocked, register-tiled (gemm_packed) with the micro-kernel
  *     of the best SIMD level this CPU has: AVX-512F (gemm_avx512.c), AVX2+FMA
- *     (gemm_avx2.c) or generic C (gemm_driver.h). TAPEGRAD_SIMD=generic|avx2|avx512 in the
+ *     (gemm_avx2.c) or generic C (gemm_generic.h). TAPEGRAD_SIMD=generic|avx2|avx512 in the
  *     environment lowers the level (read with getenv on each non-tiny call).
  * Threads: with nthreads > 1, M*N*K >= 2^20 and at least 2^20 multiply-adds per thread
  * (so two threads from M*N*K >= 2^21), the output is cut into row or column strips, one
  * per thread, run by a persistent pool of workers owned by the calling thread (see
  * run_strips; none on Windows). K is never split and its blocking depends only on K, so
  * results are bit-identical for any thread count (the small-M path splits rows or columns
- * the same way; its per-element arithmetic does not depend on the split either). The AVX2
- * and AVX-512 kernels do identical arithmetic (FMA, same K blocks), and so do the two
- * small-M kernels (the order is in gemm_smallm.h); the generic kernel and the unpacked
- * small path (gemm_small, also the generic level's small-M path) multiply and add
- * separately, so results may differ from them in the last bits. If a packing buffer cannot be allocated, the strip
- * falls back to the unpacked loop (correct, slower, possibly different last bits).
+ * the same way; its per-element arithmetic does not depend on the split either).
+ * Levels: every level does identical arithmetic, so results are bit-identical across
+ * them too: the packed kernels FMA over k in increasing order within the same K blocks,
+ * then add into C; the small-M kernels follow the orders stated in gemm_smallm.h. The
+ * generic level's kernels (gemm_generic.h) are plain C in those orders with fmaf / fma:
+ * gemm_generic_fma.c builds them for FMA on x86-64 and runs them where the CPU has it;
+ * other architectures' baseline has the fused instruction. The one exception is an x86
+ * CPU without FMA (older than AVX2): a software fma there costs 25-120 ns, so gemm.c's
+ * baseline copy multiplies and adds separately and may differ in the last bits.
+ * gemm_small (the tiny and thin path) is one copy at every level, so the same at each.
+ * If a packing buffer cannot be allocated, the strip runs its kernel's arithmetic
+ * unpacked (gemm_generic.h's blocked): correct, slower, the same bits.
  * tg_gemm_ws_f32/f64 take the packing workspace from the caller (sized by
  * tg_gemm_workspace_f32/f64: the maximum over the kernel table and thread counts 1..n, plus
  * 64 bytes to align it) and then allocate nothing for packing; tg_gemm_f32/f64 are
@@ -28,12 +34,15 @@
  * a call with a workspace asks for no memory.
  * tests/test_simd.py forces each level this CPU has and checks these claims: every level
  * against tg_gemm_naive_* within the error bound of tests/bounds.py, the same bits for 1, 2
- * and 3 threads, and the same bits at the AVX2 and AVX-512 levels.
+ * and 3 threads, the same bits at every level (signed zeros and a whole training run
+ * included) and without packing memory; tests/c/gemm_generic.c checks the baseline copy
+ * that does not fuse.
  *
  * Reference build line for this directory alone (the package builds all of csrc/ at once;
  * linking needs tg_malloc/tg_calloc/tg_free from csrc/tensor.c):
- *   gcc -std=c11 -O3 -Wall -Wextra -fPIC -pthread -Icsrc/include \
- *       -c csrc/kernels/gemm.c csrc/kernels/gemm_avx2.c csrc/kernels/gemm_avx512.c
+ *   gcc -std=c11 -O3 -Wall -Wextra -fPIC -pthread -fno-math-errno -Icsrc/include \
+ *       -c csrc/kernels/gemm.c csrc/kernels/gemm_avx2.c csrc/kernels/gemm_avx512.c \
+ *       csrc/kernels/gemm_generic_fma.c
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,7 +83,9 @@ void tg_free(void *p);
 #define MIN_WORK_PER_THREAD 1048576.0
 #define MAX_THREADS 64
 
-#define GEMM_GENERIC_MR 4
+/* The kernel-table slot of the generic level built for FMA (gemm_generic_fma.c), after
+ * the three TG_SIMD_* levels: what the generic level runs on an x86 CPU with FMA. */
+#define GEMM_SLOT_GENERIC_FMA 3
 
 /* The small-M path (gemm_smallm.h: no packing, B read in place) takes every non-tiny
  * problem with M at or below these, when its operands suit it: op(B) rows contiguous
@@ -534,20 +545,70 @@ void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
 
 /* ------------------------------------------------------------ the two dtypes */
 
-/* Kernel tables, indexed by TG_SIMD_*: {mr, nr, mc, kc, nc, micro-kernel}. The kc x nr
- * B micro-panel should sit in L1, the mc x kc A block in L2. AVX2 and AVX-512 share kc so
- * that they give identical bits. Off x86 only the generic entry exists (and clamp_level
- * never asks for another). */
+/* Does this CPU fuse multiply-adds? (x86: FMA3; elsewhere the baseline build uses fma.) */
+static int cpu_has_fma(void) {
 #if GEMM_HAVE_X86_KERNELS
-#define GEMM_KERNEL_TABLE                                                                     \
-    {                                                                                         \
-        {GEMM_GENERIC_MR, 8, 128, 256, 4096, ukernel_generic_f32},                            \
-        {TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 144, 256, 4080, tg_gemm_ukernel_avx2_f32}, \
-        {TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 144, 256, 4096,                        \
-         tg_gemm_ukernel_avx512_f32},                                                         \
-    }
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma");
 #else
-#define GEMM_KERNEL_TABLE {{GEMM_GENERIC_MR, 8, 128, 256, 4096, ukernel_generic_f32}}
+    return 1;
+#endif
+}
+
+/* The kernel-table slot of a clamped level: the generic level takes its FMA build where
+ * the CPU has FMA (same bits as AVX2 / AVX-512), the baseline build elsewhere. */
+static int level_slot(int level) {
+#if GEMM_HAVE_X86_KERNELS
+    if (level == TG_SIMD_GENERIC && cpu_has_fma()) return GEMM_SLOT_GENERIC_FMA;
+#endif
+    return level;
+}
+
+/* The generic level's baseline kernels (gemm_generic.h): fused multiply-adds where the
+ * baseline instruction set has them, i.e. off x86-64; on x86-64 (no FMA in the baseline)
+ * a multiply and an add, for CPUs without FMA. */
+#if GEMM_HAVE_X86_KERNELS
+#define GG_FMA_F32(a, b, c) ((a) * (b) + (c))
+#define GG_FMA_F64(a, b, c) ((a) * (b) + (c))
+#else
+#include <math.h>
+#define GG_FMA_F32(a, b, c) fmaf((a), (b), (c))
+#define GG_FMA_F64(a, b, c) fma((a), (b), (c))
+#endif
+#define GG_T float
+#define GG_NAME(name) gg_##name##_f32
+#define GG_FMA GG_FMA_F32
+#define GG_LINK static
+#include "gemm_generic.h"
+#define GG_T double
+#define GG_NAME(name) gg_##name##_f64
+#define GG_FMA GG_FMA_F64
+#define GG_LINK static
+#include "gemm_generic.h"
+
+/* Kernel tables, indexed by level_slot(): {mr, nr, mc, kc, nc, micro-kernel, the same
+ * arithmetic unpacked}. The kc x nr B micro-panel should sit in L1, the mc x kc A block in
+ * L2. Every slot shares kc so that they give identical bits (the baseline generic slot on
+ * x86 excepted: it does not fuse). A strip without packing memory runs the unpacked
+ * arithmetic of its kernel: the generic FMA build's for AVX2 and AVX-512 (which imply FMA).
+ * Off x86 only the generic entry exists (and clamp_level never asks for another). */
+#if GEMM_HAVE_X86_KERNELS
+#define GEMM_KERNEL_TABLE                                                                 \
+    {                                                                                     \
+        {TG_GEMM_GENERIC_MR, 8, 128, 256, 4096, gg_ukernel_f32, gg_blocked_f32},          \
+        {TG_GEMM_AVX2_MR_F32, TG_GEMM_AVX2_NR_F32, 144, 256, 4080, tg_gemm_ukernel_avx2_f32, \
+         tg_gemm_blocked_generic_fma_f32},                                                \
+        {TG_GEMM_AVX512_MR_F32, TG_GEMM_AVX512_NR_F32, 144, 256, 4096,                    \
+         tg_gemm_ukernel_avx512_f32, tg_gemm_blocked_generic_fma_f32},                    \
+        {TG_GEMM_GENERIC_MR, 8, 128, 256, 4096, tg_gemm_ukernel_generic_fma_f32,          \
+         tg_gemm_blocked_generic_fma_f32},                                                \
+    }
+#define GEMM_SMALLM_TABLE                                                                 \
+    {gg_smallm_f32, tg_gemm_smallm_avx2_f32, tg_gemm_smallm_avx512_f32,                   \
+     tg_gemm_smallm_generic_fma_f32}
+#else
+#define GEMM_KERNEL_TABLE {{TG_GEMM_GENERIC_MR, 8, 128, 256, 4096, gg_ukernel_f32, gg_blocked_f32}}
+#define GEMM_SMALLM_TABLE {gg_smallm_f32}
 #endif
 #define GEMM_T float
 #define GEMM_SFX f32
@@ -555,17 +616,25 @@ void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
 #undef GEMM_T
 #undef GEMM_SFX
 #undef GEMM_KERNEL_TABLE
+#undef GEMM_SMALLM_TABLE
 
 #if GEMM_HAVE_X86_KERNELS
-#define GEMM_KERNEL_TABLE                                                                    \
-    {                                                                                        \
-        {GEMM_GENERIC_MR, 4, 128, 256, 4096, ukernel_generic_f64},                           \
-        {TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 72, 256, 4096, tg_gemm_ukernel_avx2_f64}, \
-        {TG_GEMM_AVX512_MR_F64, TG_GEMM_AVX512_NR_F64, 72, 256, 4096,                        \
-         tg_gemm_ukernel_avx512_f64},                                                        \
+#define GEMM_KERNEL_TABLE                                                                 \
+    {                                                                                     \
+        {TG_GEMM_GENERIC_MR, 4, 128, 256, 4096, gg_ukernel_f64, gg_blocked_f64},          \
+        {TG_GEMM_AVX2_MR_F64, TG_GEMM_AVX2_NR_F64, 72, 256, 4096, tg_gemm_ukernel_avx2_f64, \
+         tg_gemm_blocked_generic_fma_f64},                                                \
+        {TG_GEMM_AVX512_MR_F64, TG_GEMM_AVX512_NR_F64, 72, 256, 4096,                     \
+         tg_gemm_ukernel_avx512_f64, tg_gemm_blocked_generic_fma_f64},                    \
+        {TG_GEMM_GENERIC_MR, 4, 128, 256, 4096, tg_gemm_ukernel_generic_fma_f64,          \
+         tg_gemm_blocked_generic_fma_f64},                                                \
     }
+#define GEMM_SMALLM_TABLE                                                                 \
+    {gg_smallm_f64, tg_gemm_smallm_avx2_f64, tg_gemm_smallm_avx512_f64,                   \
+     tg_gemm_smallm_generic_fma_f64}
 #else
-#define GEMM_KERNEL_TABLE {{GEMM_GENERIC_MR, 4, 128, 256, 4096, ukernel_generic_f64}}
+#define GEMM_KERNEL_TABLE {{TG_GEMM_GENERIC_MR, 4, 128, 256, 4096, gg_ukernel_f64, gg_blocked_f64}}
+#define GEMM_SMALLM_TABLE {gg_smallm_f64}
 #endif
 #define GEMM_T double
 #define GEMM_SFX f64
@@ -573,3 +642,4 @@ void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
 #undef GEMM_T
 #undef GEMM_SFX
 #undef GEMM_KERNEL_TABLE
+#undef GEMM_SMALLM_TABLE

@@ -11,8 +11,9 @@
  *         for jr over nc by NR     B micro-panel kc x NR stays in L1
  *           for ir over mc by MR   micro-kernel: MR x NR tile of C in registers
  */
-#if !defined(GEMM_T) || !defined(GEMM_SFX) || !defined(GEMM_KERNEL_TABLE)
-#error "gemm_driver.h is a template: define GEMM_T, GEMM_SFX, GEMM_KERNEL_TABLE first"
+#if !defined(GEMM_T) || !defined(GEMM_SFX) || !defined(GEMM_KERNEL_TABLE) || \
+    !defined(GEMM_SMALLM_TABLE)
+#error "gemm_driver.h is a template: define GEMM_T, GEMM_SFX, GEMM_KERNEL_TABLE, GEMM_SMALLM_TABLE first"
 #endif
 
 #define GEMM_CAT_(a, b) a##_##b
@@ -25,27 +26,12 @@ typedef struct {
     int64_t mc, kc, nc;     /* cache blocks: mc a multiple of mr, nc a multiple of nr */
     void (*run)(int64_t kc, const GEMM_T *a_panel, const GEMM_T *b_panel, GEMM_T *C,
                 int64_t ldc, int load_c);
+    /* run's arithmetic straight from A and B (K blocks of kb): a strip without packing
+     * memory gives the same bits */
+    void (*blocked)(int64_t kb, int64_t M, int64_t N, int64_t K, const GEMM_T *A,
+                    int64_t a_rs, int64_t a_cs, const GEMM_T *B, int64_t b_rs, int64_t b_cs,
+                    GEMM_T *C, int64_t ldc, int accumulate);
 } GEMM_NAME(gemm_kernel);
-
-/* Generic micro-kernel, plain C (the compiler vectorizes the j loops with baseline SIMD).
- * C[4 x 32/sizeof(T)] = (load_c ? C : 0) + a_panel[kc x 4]^T . b_panel[kc x 32/sizeof(T)] */
-static void GEMM_NAME(ukernel_generic)(int64_t kc, const GEMM_T *a_panel,
-                                       const GEMM_T *b_panel, GEMM_T *C, int64_t ldc,
-                                       int load_c) {
-    enum { MR = GEMM_GENERIC_MR, NR = 32 / (int)sizeof(GEMM_T) };
-    GEMM_T acc[MR][NR] = {{0}};
-    for (int64_t k = 0; k < kc; k++) {
-        for (int i = 0; i < MR; i++) {
-            GEMM_T a = a_panel[i];
-            for (int j = 0; j < NR; j++) acc[i][j] += a * b_panel[j];
-        }
-        a_panel += MR;
-        b_panel += NR;
-    }
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++)
-            C[i * ldc + j] = load_c ? C[i * ldc + j] + acc[i][j] : acc[i][j];
-}
 
 /* The whole panels (`full` of them, w vectors each) of pack_panels below, for a w that is
  * a compile-time constant once inlined into a case of its switch (the loops then unroll
@@ -368,14 +354,15 @@ typedef struct {
     GEMM_T *work; /* packing workspace, or NULL: gemm_packed allocates its own */
 } GEMM_NAME(gemm_strip);
 
-/* Runs one strip; without memory for packing it takes the unpacked loop. */
+/* Runs one strip; without memory for packing it takes its kernel's arithmetic unpacked
+ * (slower, same bits). */
 static void *GEMM_NAME(gemm_strip_run)(void *arg) {
     const GEMM_NAME(gemm_strip) *t = arg;
     if (t->M <= 0 || t->N <= 0) return NULL;
     if (GEMM_NAME(gemm_packed)(t->kern, t->M, t->N, t->K, t->A, t->a_rs, t->a_cs, t->B, t->b_rs,
                                t->b_cs, t->C, t->ldc, t->accumulate, t->work) != 0)
-        GEMM_NAME(gemm_small)(t->M, t->N, t->K, t->A, t->a_rs, t->a_cs, t->B, t->b_rs, t->b_cs,
-                              t->C, t->ldc, t->accumulate);
+        t->kern->blocked(GEMM_NAME(k_block)(t->kern, t->K), t->M, t->N, t->K, t->A, t->a_rs,
+                         t->a_cs, t->B, t->b_rs, t->b_cs, t->C, t->ldc, t->accumulate);
     return NULL;
 }
 
@@ -389,21 +376,15 @@ static const GEMM_NAME(gemm_kernel) *GEMM_NAME(pick_kernel)(int level, int64_t N
 #else
     (void)N;
 #endif
-    return &GEMM_NAME(kernels)[level];
+    return &GEMM_NAME(kernels)[level_slot(level)];
 }
 
-/* The small-M path by SIMD level: the generic level runs gemm_small (plain C, multiply
- * and add separately); AVX2 and AVX-512 run gemm_smallm.h, with identical bits. */
+/* The small-M path by level_slot(): gemm_smallm.h at AVX2 and AVX-512, gemm_generic.h at
+ * the generic level; the same bits, but for the x86 baseline build (no FMA). */
 typedef void (*GEMM_NAME(smallm_fn))(int64_t M, int64_t N, int64_t K, const GEMM_T *A,
                                      int64_t a_rs, int64_t a_cs, const GEMM_T *B, int64_t b_rs,
                                      int64_t b_cs, GEMM_T *C, int64_t ldc, int accumulate);
-#if GEMM_HAVE_X86_KERNELS
-static const GEMM_NAME(smallm_fn) GEMM_NAME(smallm_fns)[] = {
-    GEMM_NAME(gemm_small), GEMM_CAT(tg_gemm_smallm_avx2, GEMM_SFX),
-    GEMM_CAT(tg_gemm_smallm_avx512, GEMM_SFX)};
-#else
-static const GEMM_NAME(smallm_fn) GEMM_NAME(smallm_fns)[] = {GEMM_NAME(gemm_small)};
-#endif
+static const GEMM_NAME(smallm_fn) GEMM_NAME(smallm_fns)[] = GEMM_SMALLM_TABLE;
 
 /* One strip of a small-M call for one thread. */
 typedef struct {
@@ -433,7 +414,7 @@ static void GEMM_NAME(gemm_smallm_run)(int level, int64_t M, int64_t N, int64_t 
                                        const GEMM_T *A, int64_t a_rs, int64_t a_cs,
                                        const GEMM_T *B, int64_t b_rs, int64_t b_cs, GEMM_T *C,
                                        int64_t ldc, int accumulate, int nthreads) {
-    GEMM_NAME(smallm_fn) run = GEMM_NAME(smallm_fns)[clamp_level(level)];
+    GEMM_NAME(smallm_fn) run = GEMM_NAME(smallm_fns)[level_slot(clamp_level(level))];
     strip_plan plan = plan_strips(M, N, K, 4, 64, nthreads);
     if (plan.nstrips <= 1) {
         run(M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, ldc, accumulate);

@@ -96,4 +96,31 @@ void tg_gemm_smallm_avx512_f64(int64_t M, int64_t N, int64_t K, const double *A,
                                int64_t a_cs, const double *B, int64_t b_rs, int64_t b_cs,
                                double *C, int64_t ldc, int accumulate);
 
+/* The generic level's kernels (gemm_generic.h): the packed path's micro-kernel
+ * (TG_GEMM_GENERIC_MR x 32 bytes), its arithmetic unpacked (the fallback of a strip with
+ * no packing memory; kb: the packed path's K block) and the small-M path, in the SIMD
+ * kernels' summation orders. gemm.c has the baseline copies; on x86-64 gemm_generic_fma.c
+ * has these, built for FMA (run only on CPUs that have it), which give the AVX2 / AVX-512
+ * bits. */
+#define TG_GEMM_GENERIC_MR 4
+void tg_gemm_ukernel_generic_fma_f32(int64_t kc, const float *a_panel, const float *b_panel,
+                                     float *C, int64_t ldc, int load_c);
+void tg_gemm_ukernel_generic_fma_f64(int64_t kc, const double *a_panel,
+                                     const double *b_panel, double *C, int64_t ldc,
+                                     int load_c);
+void tg_gemm_blocked_generic_fma_f32(int64_t kb, int64_t M, int64_t N, int64_t K,
+                                     const float *A, int64_t a_rs, int64_t a_cs, const float *B,
+                                     int64_t b_rs, int64_t b_cs, float *C, int64_t ldc,
+                                     int accumulate);
+void tg_gemm_blocked_generic_fma_f64(int64_t kb, int64_t M, int64_t N, int64_t K,
+                                     const double *A, int64_t a_rs, int64_t a_cs,
+                                     const double *B, int64_t b_rs, int64_t b_cs, double *C,
+                                     int64_t ldc, int accumulate);
+void tg_gemm_smallm_generic_fma_f32(int64_t M, int64_t N, int64_t K, const float *A,
+                                    int64_t a_rs, int64_t a_cs, const float *B, int64_t b_rs,
+                                    int64_t b_cs, float *C, int64_t ldc, int accumulate);
+void tg_gemm_smallm_generic_fma_f64(int64_t M, int64_t N, int64_t K, const double *A,
+                                    int64_t a_rs, int64_t a_cs, const double *B, int64_t b_rs,
+                                    int64_t b_cs, double *C, int64_t ldc, int accumulate);
+
 #endif /* TG_GEMM_INTERNAL_H */

@@ -1,6 +1,6 @@
 /* The gemm driver's packing (gemm_driver.h, pack_panels) at every width of the kernel
  * tables, on any CPU: the widths of the AVX-512 kernels (12 and 32) are packed here even
- * where those kernels cannot run. tests/test_gemm_pack.py builds this file, which includes
+ * where those kernels cannot run. tests/test_gemm_c_programs.py builds this file, which includes
  * gemm.c itself to reach the static pack functions, with the two SIMD translation units.
  *
  * For both dtypes, both layouts (the vectors side by side: vs == 1; each vector
