@@ -1,5 +1,6 @@
 """Gradient slots that the backward kernel writes whole (rows with TG_ROW_ASSIGN: matmul,
-linear, add/sub/mul/div/pow): a slot created by a step is not zeroed first, the kernel
+linear, add/sub/mul/div/pow, the ops with a scalar, neg, exp/log/sigmoid/tanh/relu): a slot
+created by a step is not zeroed first, the kernel
 writes it; an existing gradient is still added into. Freed blocks are reused (the
 storage cache), so a kernel that missed an element would show stale numbers here."""
 import numpy as np
@@ -33,6 +34,19 @@ CASES = {
     "h*h (non-leaf)": lambda x, m: ((x * 3.0) * (x * 3.0)).sum(),
     "h@h (non-leaf)": lambda x, m: m.matmul(x + 1.0, x + 1.0).sum(),
     "broadcasts": lambda x, m: (x * x[0] + (x * x).sum(1).reshape(70, 1) / x[3]).sum(),
+    # the unary rows, each creating the leaf's slot (and an intermediate's for log)
+    "exp(x)": lambda x, m: x.exp().sum(),
+    "sigmoid(x)": lambda x, m: x.sigmoid().sum(),
+    "tanh(x)": lambda x, m: x.tanh().sum(),
+    "relu(x)": lambda x, m: x.relu().sum(),
+    "log(x*x+1)": lambda x, m: (x * x + 1.0).log().sum(),
+    "-x": lambda x, m: (-x).sum(),
+    "x*2.5": lambda x, m: (x * 2.5).sum(),
+    "x+2.5": lambda x, m: (x + 2.5).sum(),
+    "2.5-x": lambda x, m: (2.5 - x).sum(),
+    "x/2.5": lambda x, m: (x / 2.5).sum(),
+    "2.5/x": lambda x, m: (2.5 / x).sum(),
+    "exp(x)+tanh(x) (one slot, two rows)": lambda x, m: (x.exp() + x.tanh()).sum(),
 }
 
 
@@ -47,6 +61,20 @@ def test_fresh_slots_match_torch(name):
         CASES[name](xt, torch).backward()
         np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(),
                                    rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
+def test_fresh_slots_keep_negative_zeros():
+    """A slot written whole holds the gradient itself, -0 included, as PyTorch's .grad does
+    (a zeroed slot added into would turn -0 into +0)."""
+    a = np.array([1.0, -2.0, 3.0])
+    for dtype in (np.float32, np.float64):
+        for f in (lambda x: x * -0.0, lambda x: -(x * 0.0), lambda x: (x * 0.0) / -4.0):
+            _dirty_cache()
+            x, xt = _pair(a.astype(dtype))
+            f(x).sum().backward()
+            f(xt).sum().backward()
+            assert (x.grad.numpy() == 0).all()
+            assert np.signbit(x.grad.numpy()).tolist() == np.signbit(xt.grad.numpy()).tolist()
 
 
 def test_existing_gradients_are_added_into():

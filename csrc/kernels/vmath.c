@@ -97,7 +97,7 @@ tg_status tg_vmath_grad_f32(int fn, const float *a, const float *g, float *gx, i
                             const char *isa) {
     const tg_vmath_table *t = NULL;
     tg_status st = check_call("tg_vmath_grad_f32", fn, n, a, g, gx, isa, &t);
-    if (st == TG_OK) t->grad_f32[fn](a, g, gx, n);
+    if (st == TG_OK) t->grad_f32[fn](a, g, gx, n, 0);
     return st;
 }
 
@@ -105,6 +105,6 @@ tg_status tg_vmath_grad_f64(int fn, const double *a, const double *g, double *gx
                             const char *isa) {
     const tg_vmath_table *t = NULL;
     tg_status st = check_call("tg_vmath_grad_f64", fn, n, a, g, gx, isa, &t);
-    if (st == TG_OK) t->grad_f64[fn](a, g, gx, n);
+    if (st == TG_OK) t->grad_f64[fn](a, g, gx, n, 0);
     return st;
 }

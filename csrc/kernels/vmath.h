@@ -47,11 +47,11 @@
 typedef void (*tg_vm_f32_fn)(const float *restrict x, float *restrict y, int64_t n);
 typedef void (*tg_vm_f64_fn)(const double *restrict x, double *restrict y, int64_t n);
 /* gx[i] += g[i] * f'(.), from a = the output y (exp, tanh, sigmoid) or the input x (log,
- * relu) */
+ * relu); with assign, gx[i] = g[i] * f'(.) (a fresh gradient slot, never read) */
 typedef void (*tg_vm_grad_f32_fn)(const float *restrict a, const float *restrict g,
-                                  float *restrict gx, int64_t n);
+                                  float *restrict gx, int64_t n, int assign);
 typedef void (*tg_vm_grad_f64_fn)(const double *restrict a, const double *restrict g,
-                                  double *restrict gx, int64_t n);
+                                  double *restrict gx, int64_t n, int assign);
 
 /* float32 powers computed in double (vmath_impl.h): y[i] = the power, rounded once to
  * float32, or NaN in the lanes the caller must compute with libm as

@@ -207,7 +207,9 @@ static tg_status unary_check(tg_op_args *a) {
         });                                                                                \
     }
 
-/* gx[i] += EXPR(g = gout[i], v = x[i], s, scalar) */
+/* gx[i] += EXPR(g = gout[i], v = x[i], s, scalar); gx[i] = EXPR for a fresh slot (the
+ * rows are TG_ROW_ASSIGN: their gradient has the input's shape, so every element of the
+ * slot is written) */
 #define UNARY_BACKWARD(NAME, EXPR)                                                         \
     static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {               \
         const double scalar = a->scalar;                                                   \
@@ -217,6 +219,14 @@ static tg_status unary_check(tg_op_args *a) {
             T *gx = b->gin[0];                                                             \
             const T s = (T)scalar;                                                         \
             (void)s;                                                                       \
+            if (b->assign & 1u) {                                                          \
+                for (int64_t i = 0; i < a->out.numel; i++) {                               \
+                    const T g = gout[i], v = x[i];                                         \
+                    (void)v;                                                               \
+                    gx[i] = (EXPR);                                                        \
+                }                                                                          \
+                break;                                                                     \
+            }                                                                              \
             for (int64_t i = 0; i < a->out.numel; i++) {                                   \
                 const T g = gout[i], v = x[i];                                             \
                 (void)v;                                                                   \
@@ -228,6 +238,7 @@ static tg_status unary_check(tg_op_args *a) {
 #define UNARY_ROW(NAME, OPNAME, SAVES)                                                     \
     const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
                                       .saves = SAVES,                                      \
+                                      .flags = TG_ROW_ASSIGN,                              \
                                       .check = unary_check,                                \
                                       .forward = NAME##_forward,                           \
                                       .backward_kernel = NAME##_backward}
@@ -266,7 +277,7 @@ UNARY_ROW(neg, "neg", 0);
  * compute alike), so large arrays are split over the threads. */
 typedef struct {
     const tg_vmath_table *k;
-    int fn, grad;
+    int fn, grad, assign; /* assign: the gradient slot is fresh (written, not added to) */
     tg_dtype dtype;
     const void *a, *g; /* the input or output; the output's gradient (grad) */
     void *y;           /* the output, or the input's gradient (grad) */
@@ -277,32 +288,34 @@ static void vmath_part(void *ctx, int64_t b0, int64_t b1) {
     if (c->dtype == TG_FLOAT32) {
         const float *a = (const float *)c->a + b0;
         float *y = (float *)c->y + b0;
-        if (c->grad) c->k->grad_f32[c->fn](a, (const float *)c->g + b0, y, b1 - b0);
+        if (c->grad) c->k->grad_f32[c->fn](a, (const float *)c->g + b0, y, b1 - b0, c->assign);
         else c->k->f32[c->fn](a, y, b1 - b0);
     } else {
         const double *a = (const double *)c->a + b0;
         double *y = (double *)c->y + b0;
-        if (c->grad) c->k->grad_f64[c->fn](a, (const double *)c->g + b0, y, b1 - b0);
+        if (c->grad) c->k->grad_f64[c->fn](a, (const double *)c->g + b0, y, b1 - b0, c->assign);
         else c->k->f64[c->fn](a, y, b1 - b0);
     }
 }
 
-static void vmath_run(int fn, int grad, tg_dtype dtype, const void *a, const void *g, void *y,
-                      int64_t n) {
-    vmath_ctx c = {tg_vmath_kernels(), fn, grad, dtype, a, g, y};
+static void vmath_run(int fn, int grad, int assign, tg_dtype dtype, const void *a,
+                      const void *g, void *y, int64_t n) {
+    vmath_ctx c = {tg_vmath_kernels(), fn, grad, assign, dtype, a, g, y};
     tg_parallel_for(n, TG_PARALLEL_CHUNK, tg_parallel_threads(n), vmath_part, &c);
 }
 
 #define VMATH_ROW(NAME, OPNAME, FN, SAVES)                                                 \
     static void NAME##_forward(const tg_op_args *a, const tg_fwd_bufs *b) {                \
-        vmath_run(FN, 0, a->out.dtype, b->in[0], NULL, b->out, a->out.numel);              \
+        vmath_run(FN, 0, 0, a->out.dtype, b->in[0], NULL, b->out, a->out.numel);           \
     }                                                                                      \
     static void NAME##_backward(const tg_op_args *a, const tg_bwd_bufs *b) {               \
         const void *arg = ((SAVES) & TG_SAVES_OUTPUT) ? b->out : b->in[0];                 \
-        vmath_run(FN, 1, a->out.dtype, arg, b->gout, b->gin[0], a->out.numel);             \
+        vmath_run(FN, 1, (b->assign & 1u) != 0, a->out.dtype, arg, b->gout, b->gin[0],     \
+                  a->out.numel);                                                           \
     }                                                                                      \
     const tg_op_info tg_row_##NAME = {.name = OPNAME,                                      \
                                       .saves = SAVES,                                      \
+                                      .flags = TG_ROW_ASSIGN,                              \
                                       .check = unary_check,                                \
                                       .forward = NAME##_forward,                           \
                                       .backward_kernel = NAME##_backward}
