@@ -1,6 +1,6 @@
 """Gradient slots that the backward kernel writes whole (rows with TG_ROW_ASSIGN: matmul,
-linear, add/sub/mul/div/pow, the ops with a scalar, neg, exp/log/sigmoid/tanh/relu): a slot
-created by a step is not zeroed first, the kernel
+linear, add/sub/mul/div/pow, the ops with a scalar (powers included), neg,
+exp/log/sigmoid/tanh/relu): a slot created by a step is not zeroed first, the kernel
 writes it; an existing gradient is still added into. Freed blocks are reused (the
 storage cache), so a kernel that missed an element would show stale numbers here."""
 import numpy as np
@@ -47,6 +47,9 @@ CASES = {
     "x/2.5": lambda x, m: (x / 2.5).sum(),
     "2.5/x": lambda x, m: (2.5 / x).sum(),
     "exp(x)+tanh(x) (one slot, two rows)": lambda x, m: (x.exp() + x.tanh()).sum(),
+    "(x*x+1)**1.5": lambda x, m: ((x * x + 1.0) ** 1.5).sum(),
+    "(x*x+1)**0.3": lambda x, m: ((x * x + 1.0) ** 0.3).sum(),
+    "1.7**x": lambda x, m: (1.7 ** x).sum(),
 }
 
 

@@ -78,7 +78,9 @@ SPECIAL_X = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, np.
                       0.9999999, 1.0000001, 65536.0, 1e-20, 1e20], np.float32)
 GENERAL_S = [2.5, 1.5, -2.5, -1.5, 0.25, -0.25, 4.0, -3.0, 5.0, 1 / 3, 0.1, -0.1, 1e-7, -1e-7,
              7.25, 10.0, -10.0, 33.3, -45.6, 100.0, 1e4, -1e4, 1e-300, -1e-300, 0.5000001,
-             2.0000001, 1e300, -1e300, np.inf, -np.inf, np.nan, 127.0, -126.5, 3.0 + 2**-40]
+             2.0000001, 1e300, -1e300, np.inf, -np.inf, np.nan, 127.0, -126.5, 3.0 + 2**-40,
+             # multiples of 1/2 up to 8 take products and a square root (pow_f32_halves)
+             3.5, -3.5, 6.0, 7.5, -7.5, 8.0, -8.0, 8.5, -8.5, 16.0]
 SPECIAL_S = [0.0, -0.0, 1.0, 0.5, -0.5, -1.0, 2.0, 3.0, -2.0]
 
 
@@ -228,8 +230,8 @@ def test_special_exponents_forward_and_backward():
         e = s - 1
         with np.errstate(all="ignore"):
             p = formulas[e] if e in formulas else libm_pow32(x, e)
-            # the gradient is added into zeros: 0 + (-0) is +0
-            gw = np.float32(0) + (np.zeros_like(x) if s == 0 else g * (np.float32(s) * p))
+            # the leaf's gradient is a fresh slot: the product itself (-0 kept, as PyTorch)
+            gw = np.zeros_like(x) if s == 0 else g * (np.float32(s) * p)
         assert same_bits(t.grad.numpy(), gw), s
     # x ** 1 keeps -0 and NaN as they are
     t = tg.tensor(np.array([-0.0, np.nan, -np.inf], np.float32))
@@ -299,7 +301,8 @@ def _vmath_log32(x):
 def test_backward_formulas():
     """pow: g * (f32(s) * x ** (s - 1)); rpow: g * (s ** x * logf(s)), 0 for s == 0, x >= 0;
     pow_tensor: g * (v == 0 ? 0 : v * u ** (v - 1)) and g * (u == 0 && v >= 0 ? 0 :
-    u ** v * log u) with the vmath log; each power as the forward computes it."""
+    u ** v * log u) with the vmath log; each power as the forward computes it. Each leaf's
+    gradient is a fresh slot, which holds the product itself (-0 kept, as PyTorch's .grad)."""
     rng = np.random.default_rng(6)
     x = np.concatenate([rng.uniform(-3, 3, 3000), np.exp(rng.uniform(-10, 10, 3000)),
                         SPECIAL_X]).astype(np.float32)
@@ -309,7 +312,7 @@ def test_backward_formulas():
         t = tg.tensor(x, requires_grad=True)
         (t ** s).backward(tg.tensor(g))
         with np.errstate(all="ignore"):
-            want = f32(0) + g * (f32(s) * libm_pow32(x, s - 1))
+            want = g * (f32(s) * libm_pow32(x, s - 1))
         assert same_bits(t.grad.numpy(), want), s
     for s in [2.5, 0.0, 0.5, 1.0, -2.0]:
         t = tg.tensor(x, requires_grad=True)
@@ -317,7 +320,7 @@ def test_backward_formulas():
         ls = f32(_LIBM.logf(f32(s)))
         with np.errstate(all="ignore"):
             factor = np.where((f32(s) == 0) & (x >= 0), f32(0), libm_pow32(f32(s), x) * ls)
-            want = f32(0) + g * factor
+            want = g * factor
         assert same_bits(t.grad.numpy(), want), s
     u = x
     v = rng.uniform(-4, 4, x.size).astype(np.float32)

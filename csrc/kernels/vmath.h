@@ -28,7 +28,8 @@
  * relu(-0) = -0 (as PyTorch), relu's gradient passes g where x is NaN (as PyTorch).
  *
  * float32 powers (pow_f32, pow2_f32, rpow_f32: x ** s, a ** b, base ** x; used by
- * ops/pow.c): e^(b log a) in float64 with table-driven log and exp (vmath_impl.h), rounded
+ * ops/pow.c): e^(b log a) in float64 with table-driven log and exp (vmath_impl.h; x ** s
+ * for s a multiple of 1/2 up to 8 in magnitude as products and a square root), rounded
  * once to float32 only where the double is more than 2^18 of its last-bit units away from
  * a float32 rounding boundary, while its error bound is 2^10 such units; every other lane
  * (a <= 0, inf, NaN, results below the float32 normal range, ~1 in 1000 lanes near a
@@ -70,6 +71,7 @@ typedef struct {
     tg_vm_grad_f32_fn grad_f32[TG_VMATH_COUNT];
     tg_vm_grad_f64_fn grad_f64[TG_VMATH_COUNT];
     tg_vm_pow_f32_fn pow_f32;
+    tg_vm_pow_f32_fn pow_halves_f32; /* the same for s = q / 2, q an integer, 1 <= |q| <= 16 */
     tg_vm_pow2_f32_fn pow2_f32;
     tg_vm_rpow_f32_fn rpow_f32;
 } tg_vmath_table;
