@@ -412,34 +412,56 @@ def test_every_level_and_thread_count_same_bits(monkeypatch):
 
 # ------------------------------------------------------------------ the kernels' tables
 
-_IMPL = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "csrc", "kernels",
-                     "vmath_impl.h")
+_KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "csrc", "kernels")
+_IMPL = os.path.join(_KERNELS, "vmath_impl.h")
+_AVX512 = os.path.join(_KERNELS, "vmath_avx512.c")
 
 
 def _table(text, name):
-    m = re.search(r"VM_NAME\(%s\)\[(\d+)\] = \{[^\n]*\n(.*?)\};" % name, text, re.S)
+    """The hex values of table `name` (vmath_impl.h's VM_NAME(name)[N] or a plain
+    `static const double name[N]`), checked to be N."""
+    m = re.search(r"(?:VM_NAME\(%s\)|double %s)\[(\d+)\] = \{[^\n]*\n(.*?)\};" % (name, name),
+                  text, re.S)
     vals = [float.fromhex(v) for v in re.findall(r"-?0x[0-9a-fA-F.]+p[-+]?\d+", m.group(2))]
     assert len(vals) == int(m.group(1))
     return vals
 
 
-def test_tables_are_correctly_rounded():
-    if not os.path.exists(_IMPL):
+_F32_BITS = lambda u: float(np.array([u], np.uint32).view(np.float32)[0])  # noqa: E731
+_F64_BITS = lambda u: float(np.array([u], np.uint64).view(np.float64)[0])  # noqa: E731
+
+# (file, table prefix, entries, interval i = [off + i step, off + (i + 1) step) in the bits
+# `as_float` reads, the bound on |z c - 1| the kernel's error bound assumes)
+TABLES = {
+    "vmath_impl.h (128 entries)": (_IMPL, "POW", 128, 0x3f3f8000, 2**16, _F32_BITS,
+                                   Decimal(2) ** -8 * Decimal("1.001")),
+    "vmath_avx512.c (16 entries)": (_AVX512, "POW16", 16, 0x3fe7800000000000, 2**48, _F64_BITS,
+                                    Decimal(2) ** -5),
+}
+
+
+@pytest.mark.parametrize("which", sorted(TABLES))
+def test_tables_are_correctly_rounded(which):
+    """Each interval's c has 28 significant bits (z c is exact in double) and keeps
+    |z c - 1| within the bound, c = 1 on the interval holding 1; -log c and 2^(j/N) are
+    correctly rounded; the N intervals span one factor of 2."""
+    path, prefix, size, off, step, as_float, r_bound = TABLES[which]
+    if not os.path.exists(path):
         pytest.skip("not run from a source tree")
-    with open(_IMPL) as f:
+    with open(path) as f:
         text = f.read()
     getcontext().prec = 50
-    invc, logc, exp2 = (_table(text, n) for n in ("POW_INVC", "POW_LOGC", "POW_EXP2"))
-    off = 0x3f3f8000  # the float32 bits of 0.748046875: interval i is [off + i 2^16, ...)
-    f32 = lambda u: float(np.array([u], np.uint32).view(np.float32)[0])  # noqa: E731
-    for i in range(128):
-        lo, hi = Decimal(f32(off + i * 2**16)), Decimal(f32(off + (i + 1) * 2**16))
+    invc, logc, exp2 = (_table(text, prefix + n) for n in ("_INVC", "_LOGC", "_EXP2"))
+    assert len(invc) == len(logc) == len(exp2) == size
+    assert as_float(off + size * step) == 2 * as_float(off)
+    for i in range(size):
+        lo, hi = Decimal(as_float(off + i * step)), Decimal(as_float(off + (i + 1) * step))
         c = Decimal(invc[i])
         m, _ = math.frexp(invc[i])
-        assert (m * 2**28).is_integer(), i  # 28 significant bits: z c is exact in double
-        assert max(abs(lo * c - 1), abs(hi * c - 1)) <= Decimal(2) ** -8 * Decimal("1.001"), i
+        assert (m * 2**28).is_integer(), i
+        assert max(abs(lo * c - 1), abs(hi * c - 1)) <= r_bound, i
         assert logc[i] == (float(-c.ln()) if c != 1 else 0.0), i
         if lo <= 1 < hi:
             assert invc[i] == 1.0 and logc[i] == 0.0
-    for j in range(128):
-        assert exp2[j] == float(Decimal(2) ** (Decimal(j) / 128)), j
+    for j in range(size):
+        assert exp2[j] == float(Decimal(2) ** (Decimal(j) / size)), j

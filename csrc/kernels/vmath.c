@@ -34,11 +34,12 @@ static const tg_vmath_table *table_at(int level) {
     return &tg_vmath_table_generic;
 }
 
-/* What this CPU runs, before TAPEGRAD_SIMD: the vmath kernels need AVX2 (no FMA) or
- * AVX-512F; the gemm's level (which also wants FMA) is never above it. */
+/* What this CPU runs, before TAPEGRAD_SIMD: the vmath kernels need AVX2 or AVX-512F, with
+ * FMA (the powers' VM_MADD64), as the gemm's levels do. */
 static int cpu_level(void) {
 #if VM_HAVE_X86
     __builtin_cpu_init();
+    if (!__builtin_cpu_supports("fma")) return TG_SIMD_GENERIC;
     if (__builtin_cpu_supports("avx512f")) return TG_SIMD_AVX512;
     if (__builtin_cpu_supports("avx2")) return TG_SIMD_AVX2;
 #endif

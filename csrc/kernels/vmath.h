@@ -28,10 +28,12 @@
  * relu(-0) = -0 (as PyTorch), relu's gradient passes g where x is NaN (as PyTorch).
  *
  * float32 powers (pow_f32, pow2_f32, rpow_f32: x ** s, a ** b, base ** x; used by
- * ops/pow.c): e^(b log a) in float64 with table-driven log and exp (vmath_impl.h; x ** s
- * for s a multiple of 1/2 up to 8 in magnitude as products and a square root), rounded
- * once to float32 only where the double is more than 2^18 of its last-bit units away from
- * a float32 rounding boundary, while its error bound is 2^10 such units; every other lane
+ * ops/pow.c): e^(b log a) in float64 with table-driven log and exp (vmath_impl.h, with
+ * 128-entry tables; at the AVX-512 level vmath_avx512.c's intrinsics, with 16-entry tables
+ * a permute reads; x ** s for s a multiple of 1/2 up to 8 in magnitude as products and a
+ * square root), rounded once to float32 only where the double is more than 2^18 of its
+ * last-bit units away from a float32 rounding boundary, while its error bound is 2^10 such
+ * units (2^12.4 with the 16-entry tables); every other lane
  * (a <= 0, inf, NaN, results below the float32 normal range, ~1 in 1000 lanes near a
  * boundary) is left NaN for the caller, which computes (float)pow((double)a, (double)b)
  * with libm. So the result is, bit for bit, libm's pow rounded to float32: within 0.5 ulp

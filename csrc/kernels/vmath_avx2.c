@@ -1,20 +1,24 @@
 /* kernels/vmath_avx2.c — the elementwise math of vmath_impl.h, vectorized for AVX2.
  *
- * Target "avx2" without "fma": no a*b+c can be fused, so the bits are those of the generic
- * build. vmath.c calls in here only after __builtin_cpu_supports("avx2"). */
+ * Target "avx2,fma" with contraction of a*b+c turned off (GCC: -ffp-contract=off, kept by
+ * the pragma below under -std=gnu11; clang: the STDC pragma), so the bits are those of the
+ * generic build. The only fused multiply-adds are the explicit VM_MADD64 of the float32
+ * powers' double log and exp (VM_HAVE_FMA; see vmath_impl.h: they do not change those
+ * bits). vmath.c calls in here only after __builtin_cpu_supports("avx2") and ("fma"). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #pragma STDC FP_CONTRACT OFF
 #else
-#pragma GCC target("avx2")
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC target("avx2,fma")
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
 #endif
 
 #include "vmath.h"
 
 #define VM_NAME(name) name##_avx2
+#define VM_HAVE_FMA 1
 #include "vmath_impl.h"
 
 #if defined(__clang__)

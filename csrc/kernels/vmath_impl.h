@@ -12,6 +12,12 @@
  *     contraction off), since the generic x86-64 build has no FMA instruction and C99's
  *     fma() is a slow software call there;
  *   - rounding to an integer with the 1.5 * 2^p shifter (an add), so no rint() variant.
+ * One exception, which does not touch the bits: the float32 powers' double-precision log
+ * and exp (pow_log_f64, pow_exp_f64) use VM_MADD64(a, b, c), a fused multiply-add where
+ * the including file defines VM_HAVE_FMA (the AVX2 and AVX-512 files; their CPUs have
+ * FMA), else a*b + c. Those kernels only decide lanes whose float32 rounding is certain
+ * and their error bound holds either way (one rounding where the bound counts two), so
+ * the powers stay libm's pow rounded to float32 at every level.
  *
  * Algorithms (coefficients fitted for this file with mpmath's Chebyshev fits, then
  * rounded to the type):
@@ -40,6 +46,12 @@
 #endif
 
 #define VM_STATIC static inline __attribute__((always_inline))
+
+#ifdef VM_HAVE_FMA
+#define VM_MADD64(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define VM_MADD64(a, b, c) ((a) * (b) + (c))
+#endif
 
 VM_STATIC uint32_t VM_NAME(bits32)(float f) {
     uint32_t u;
@@ -451,14 +463,15 @@ VM_STATIC double VM_NAME(pow_log_f64)(double a) {
     double z = VM_NAME(float64)(u - ((kb - 1024u) << 52));
     /* k as a double without an int64 -> double conversion (AVX2 has none) */
     double kf = (VM_NAME(float64)(0x4330000000000000u | kb) - 0x1p52) - 1024.0;
-    double r = z * VM_NAME(POW_INVC)[i] - 1.0; /* exact */
-    double q = -0x1.5555555555555p-3;          /* -1/6 */
-    q = q * r + 0x1.999999999999ap-3;          /* 1/5 */
-    q = q * r - 0x1p-2;
-    q = q * r + 0x1.5555555555555p-2;          /* 1/3 */
-    q = q * r - 0x1p-1;
-    double lp = r + (r * r) * q;
-    return (kf * ln2_hi + VM_NAME(POW_LOGC)[i]) + (lp + kf * ln2_lo);
+    double r = VM_MADD64(z, VM_NAME(POW_INVC)[i], -1.0); /* exact either way */
+    double q = -0x1.5555555555555p-3;                     /* -1/6 */
+    q = VM_MADD64(q, r, 0x1.999999999999ap-3);            /* 1/5 */
+    q = VM_MADD64(q, r, -0x1p-2);
+    q = VM_MADD64(q, r, 0x1.5555555555555p-2);            /* 1/3 */
+    q = VM_MADD64(q, r, -0x1p-1);
+    double lp = VM_MADD64(r * r, q, r);
+    /* kf * ln2_hi is exact (ln2_hi has 32 bits, |kf| < 2^8) */
+    return VM_MADD64(kf, ln2_hi, VM_NAME(POW_LOGC)[i]) + VM_MADD64(kf, ln2_lo, lp);
 }
 
 /* e^p in double for p in [-110, 100]; any other p (NaN included) gives some value, without
@@ -468,14 +481,15 @@ VM_STATIC double VM_NAME(pow_log_f64)(double a) {
 VM_STATIC double VM_NAME(pow_exp_f64)(double p) {
     const double shift = 0x1.8p52, inv = 0x1.71547652b82fep+7; /* 128 / ln2 */
     const double l_hi = 0x1.62e42fefa0000p-8, l_lo = 0x1.cf79abc9e3b3ap-47; /* ln2 / 128 */
-    double t = p * inv + shift;
+    double t = VM_MADD64(p, inv, shift);
     double nf = t - shift;
     uint64_t n = VM_NAME(bits64)(t) - VM_NAME(bits64)(shift); /* round(p 128 / ln2) mod 2^64 */
-    double r = (p - nf * l_hi) - nf * l_lo; /* nf * l_hi exact: l_hi has 37 bits, |nf| < 2^15 */
+    /* nf * l_hi exact: l_hi has 37 bits, |nf| < 2^15 */
+    double r = VM_MADD64(-nf, l_lo, VM_MADD64(-nf, l_hi, p));
     double q = 0x1.5555555555555p-5;        /* 1/24 */
-    q = q * r + 0x1.5555555555555p-3;       /* 1/6 */
-    q = q * r + 0x1p-1;
-    double e = 1.0 + (r + (r * r) * q);
+    q = VM_MADD64(q, r, 0x1.5555555555555p-3); /* 1/6 */
+    q = VM_MADD64(q, r, 0x1p-1);
+    double e = 1.0 + VM_MADD64(r * r, q, r);
     double y = VM_NAME(POW_EXP2)[(int64_t)(n & 127u)] * e;
     /* times 2^m, m = floor(n / 128), computed as (n + 2^20) / 2^7 - 2^13 (n > -2^15): y stays a
      * normal double, so its exponent bits take m exactly */
@@ -506,6 +520,17 @@ VM_STATIC uint64_t VM_NAME(pos_finite)(double v) {
     return (uint64_t)(VM_NAME(bits64)(v) - 1u < 0x7fefffffffffffffu);
 }
 
+/* The general float32 powers below are this level's unless the including file brings its
+ * own (VM_POW_F32, VM_POW2_F32, VM_RPOW_F32: vmath_avx512.c's, the same method with smaller
+ * tables, so the same bits). */
+#ifndef VM_POW_F32
+#define VM_OWN_POW 1
+#define VM_POW_F32 VM_NAME(pow_f32_scalar_array)
+#define VM_POW2_F32 VM_NAME(pow_f32_tensor_array)
+#define VM_RPOW_F32 VM_NAME(rpow_f32_array)
+#endif
+
+#ifdef VM_OWN_POW
 /* y[i] = x[i] ** s, or NaN where the caller must use libm; returns how many NaN lanes */
 static int64_t VM_NAME(pow_f32_scalar_array)(const float *restrict x, double s,
                                              float *restrict y, int64_t n) {
@@ -519,6 +544,7 @@ static int64_t VM_NAME(pow_f32_scalar_array)(const float *restrict x, double s,
     }
     return bad;
 }
+#endif
 
 /* y[i] = x[i] ** s for s = q / 2 with q an integer, 1 <= |q| <= 16 (ops/pow.c takes
  * PyTorch's special exponents elsewhere): x^m (m = floor(|s|), by squarings: x, x^2, x^4,
@@ -557,6 +583,7 @@ static int64_t VM_NAME(pow_f32_halves_array)(const float *restrict x, double s,
     return bad;
 }
 
+#ifdef VM_OWN_POW
 /* y[i] = a[i] ** b[i], or NaN where the caller must use libm; returns how many NaN lanes */
 static int64_t VM_NAME(pow_f32_tensor_array)(const float *restrict a, const float *restrict b,
                                              float *restrict y, int64_t n) {
@@ -585,6 +612,7 @@ static int64_t VM_NAME(rpow_f32_array)(double base, const float *restrict x,
     }
     return bad;
 }
+#endif
 
 /* ------------------------------------------------------------------ array kernels
  * y[i] = f(x[i]); gx[i] += g[i] * f'(...) (or = with assign: a fresh gradient slot), the
@@ -634,8 +662,8 @@ VM_ALL(double, f64)
                       VM_NAME(relu_##KIND##_array)}
 const tg_vmath_table VM_NAME(tg_vmath_table) = {VM_ROW(f32), VM_ROW(f64), VM_ROW(grad_f32),
                                                 VM_ROW(grad_f64),
-                                                VM_NAME(pow_f32_scalar_array),
+                                                VM_POW_F32,
                                                 VM_NAME(pow_f32_halves_array),
-                                                VM_NAME(pow_f32_tensor_array),
-                                                VM_NAME(rpow_f32_array)};
+                                                VM_POW2_F32,
+                                                VM_RPOW_F32};
 #undef VM_ROW
