@@ -45,8 +45,8 @@ GEMM_SAME_BITS_LEVELS = [lv for lv in LEVELS if lv != "generic" or GENERIC_GEMM_
 
 
 def _vmath_levels():
-    """Levels the vmath kernels (csrc/kernels/vmath*.c: AVX2 without FMA, AVX-512F) can
-    run here: the ones tg_vmath_f32 accepts by name."""
+    """Levels the vmath kernels (csrc/kernels/vmath*.c: AVX2 and AVX-512F, each with
+    FMA) can run here: the ones tg_vmath_f32 accepts by name."""
     out = []
     for level in ALL_LEVELS:
         x = np.zeros(1, np.float32)

@@ -4,7 +4,9 @@ float32 and float64; forward and backward), through the test-facing tg_vmath_* A
 * Every SIMD level this CPU has gives the same bits as the generic C build, chosen with an
   explicit isa argument and with TAPEGRAD_SIMD (read per call), over sizes 0, 1..33
   (every tail of an 8- and 16-lane vector), large arrays, misaligned starts and special
-  values.
+  values. (The float32 functions fuse their multiply-adds at every level of a CPU with FMA;
+  the "baseline" build, which x86 CPUs without FMA run, multiplies and adds: its accuracy,
+  special values and float64 bits are checked here on every CPU.)
 * Accuracy against a float64 (float32 kernels) or extended-precision (float64 kernels)
   reference, in ulps of the result: the bounds asserted here are the measured maxima of
   csrc/kernels/vmath.h rounded up, over a strided sweep of ~10^7 float32 bit patterns
@@ -13,10 +15,12 @@ float32 and float64; forward and backward), through the test-facing tg_vmath_* A
   rules (relu(NaN) = NaN, relu(-0) = -0, gradient g at NaN, 0 at 0).
 
 The exhaustive float32 sweep (all 2^32 inputs, every level compared bitwise with generic
-and the ulp error measured; a few minutes per function) is a command, not a CI test:
+and the ulp error measured, of the generic and the baseline build; a few minutes per
+function) is a command, not a CI test:
 
     PYTHONPATH=python python tests/test_vmath.py --exhaustive [exp log tanh sigmoid relu]
 """
+import platform
 import sys
 
 import numpy as np
@@ -39,8 +43,8 @@ def _ptr(a):
     return ffi.from_buffer(CTYPE[a.dtype.type] + "[]", a)
 
 
-# Measured maxima (csrc/kernels/vmath.h), rounded up: float32 over all 2^32 inputs,
-# float64 over a 4e6-point sample.
+# Measured maxima (csrc/kernels/vmath.h), rounded up: float32 over all 2^32 inputs (the
+# larger of the fused build's and the baseline's), float64 over a 4e6-point sample.
 ULP_BOUND = {np.float32: {"exp": 1.1, "log": 0.9, "tanh": 1.1, "sigmoid": 1.6, "relu": 0.0},
              np.float64: {"exp": 1.0, "log": 0.8, "tanh": 1.5, "sigmoid": 2.5, "relu": 0.0}}
 
@@ -185,12 +189,34 @@ def test_strided_sweep_same_bits():
 # ------------------------------------------------------------------ accuracy
 
 
+# The builds whose accuracy is checked: the level the ops use now, and the baseline build
+# (what x86 CPUs without FMA run: float32 multiplies and adds instead of fusing; the same
+# code as "generic" off x86), reachable on any CPU.
+BUILDS = [None, "baseline"]
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=["level", "baseline"])
 @pytest.mark.parametrize("fn", ["exp", "log", "tanh", "sigmoid"])
-def test_float32_ulp_bound_strided_sweep(fn):
+def test_float32_ulp_bound_strided_sweep(fn, build):
     x = strided_f32(431)  # ~10^7 bit patterns over the whole float32 range
-    err = ulp_error(run(fn, x), reference(fn, x), np.float32)
+    err = ulp_error(run(fn, x, build), reference(fn, x), np.float32)
     worst = int(np.argmax(err))
     assert err[worst] <= ULP_BOUND[np.float32][fn], (fn, float(x[worst]), err[worst])
+
+
+@pytest.mark.parametrize("fn", list(FNS))
+def test_baseline_float64_same_bits(fn):
+    """The float64 functions never fuse: the baseline build gives the generic bits."""
+    x = mixed(np.random.default_rng(11), 5000, np.float64)
+    assert np.array_equal(bits(run(fn, x, "baseline")), bits(run(fn, x, "generic"))), fn
+
+
+def test_baseline_is_generic_off_x86():
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        pytest.skip("on x86-64 the baseline build is the one without FMA")
+    x = strided_f32(4099)
+    for fn in FNS:
+        assert np.array_equal(bits(run(fn, x, "baseline")), bits(run(fn, x, "generic"))), fn
 
 
 @pytest.mark.parametrize("fn", ["exp", "log", "tanh", "sigmoid"])
@@ -233,40 +259,42 @@ def test_special_values(dtype):
     for fn, pairs in cases.items():
         x = np.array([p[0] for p in pairs], dtype)
         want = np.array([p[1] for p in pairs], dtype)
-        for level in LEVELS:
+        for level in LEVELS + ["baseline"]:
             y = run(fn, x, level)
             np.testing.assert_array_equal(y, want, err_msg=f"{fn} at {level}")
             # signs of zeros too
             assert np.array_equal(np.signbit(y[want == 0]), np.signbit(want[want == 0])), fn
 
 
+@pytest.mark.parametrize("build", BUILDS, ids=["level", "baseline"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_subnormal_range(dtype):
+def test_subnormal_range(dtype, build):
     """exp into the subnormal range and log of subnormals are accurate (not flushed)."""
     tiny = np.finfo(dtype).smallest_subnormal
     smallest_normal = np.finfo(dtype).smallest_normal
     sub = (np.arange(1, 2001, dtype=np.float64) * 7919 % 1000003 + 1) * float(tiny)
     sub = sub[sub < float(smallest_normal)].astype(dtype)
-    err = ulp_error(run("log", sub), reference("log", sub), dtype)
+    err = ulp_error(run("log", sub, build), reference("log", sub), dtype)
     assert err.max() <= ULP_BOUND[dtype]["log"]
     lo = np.log(float(tiny)) - 0.5
     x = np.linspace(lo, np.log(float(smallest_normal)) + 1, 5001).astype(dtype)
-    y = run("exp", x)
+    y = run("exp", x, build)
     assert (y[x < lo + 0.4] == 0).all() or (y[:3] <= tiny).all()
     assert (y[-10:] >= smallest_normal).all()
     err = ulp_error(y, reference("exp", x), dtype)  # ulps of the subnormal spacing there
     assert err.max() <= ULP_BOUND[dtype]["exp"]
 
 
+@pytest.mark.parametrize("build", BUILDS, ids=["level", "baseline"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sigmoid_never_nan_from_finite(dtype):
+def test_sigmoid_never_nan_from_finite(dtype, build):
     with np.errstate(all="ignore"):
         x = strided_f32(9973).astype(dtype)
     x = x[np.isfinite(x)]
-    y = run("sigmoid", x)
+    y = run("sigmoid", x, build)
     assert not np.isnan(y).any()
     assert ((y >= 0) & (y <= 1)).all()
-    t = run("tanh", x)
+    t = run("tanh", x, build)
     assert not np.isnan(t).any() and (np.abs(t) <= 1).all()
 
 
@@ -371,18 +399,22 @@ def test_bad_calls_fail_cleanly():
 def exhaustive(fns):  # pragma: no cover - a documented command, minutes per function
     chunk = 1 << 24
     for fn in fns:
-        worst, worst_x, differ = 0.0, 0.0, 0
+        worst = {"generic": (0.0, 0.0), "baseline": (0.0, 0.0)}
+        differ = 0
         for start in range(0, 2**32, chunk):
             x = np.arange(start, start + chunk, dtype=np.uint64).astype(np.uint32).view(np.float32)
+            ref = reference(fn, x)
             y = run(fn, x, "generic")
             for level in LEVELS[1:]:
                 differ += int(np.count_nonzero(bits(run(fn, x, level)) != bits(y)))
-            err = ulp_error(y, reference(fn, x), np.float32)
-            i = int(np.argmax(err))
-            if err[i] > worst:
-                worst, worst_x = float(err[i]), float(x[i])
-        print(f"{fn}: max {worst:.4f} ulp at x = {worst_x!r} ({float(np.float32(worst_x)).hex()}); "
-              f"elements differing from generic at {LEVELS[1:]}: {differ}")
+            for build, out in (("generic", y), ("baseline", run(fn, x, "baseline"))):
+                err = ulp_error(out, ref, np.float32)
+                i = int(np.argmax(err))
+                if err[i] > worst[build][0]:
+                    worst[build] = (float(err[i]), float(x[i]))
+        for build, (w, wx) in worst.items():
+            print(f"{fn} ({build}): max {w:.4f} ulp at x = {wx!r} ({float(np.float32(wx)).hex()})")
+        print(f"{fn}: elements differing from generic at {LEVELS[1:]}: {differ}")
 
 
 if __name__ == "__main__":  # pragma: no cover

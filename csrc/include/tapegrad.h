@@ -494,9 +494,12 @@ void tg_gemm_ws_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t ld
 /* Elementwise math kernels (csrc/kernels/vmath.h: algorithms, measured ulp errors), the
  * ones the exp, log, tanh, sigmoid and relu ops run; exposed for tests and benchmarks.
  * fn is one of TG_VMATH_*. isa: "generic", "avx2", "avx512", or NULL for the level the ops
- * use now (this CPU's best, lowered by TAPEGRAD_SIMD); a level this CPU lacks, an unknown
- * name or fn, n < 0 or a NULL array with n > 0: TG_ERR_ARG. Every level gives the same bits.
- * Arrays must not overlap. */
+ * use now (this CPU's best, lowered by TAPEGRAD_SIMD), or "baseline": the generic code as
+ * an x86 CPU without FMA runs it (float32: multiplies and adds where the others fuse; off
+ * x86 the generic level itself), on any CPU; a level this CPU lacks, an unknown name or
+ * fn, n < 0 or a NULL array with n > 0: TG_ERR_ARG. Every level gives the same bits (on x86
+ * CPUs without FMA, the generic level's float32 bits are the baseline's). Arrays must not
+ * overlap. */
 #define TG_VMATH_EXP 0
 #define TG_VMATH_LOG 1
 #define TG_VMATH_TANH 2

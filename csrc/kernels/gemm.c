@@ -545,8 +545,9 @@ void tg_parallel_for(int64_t n, int64_t chunk, int nthreads,
 
 /* ------------------------------------------------------------ the two dtypes */
 
-/* Does this CPU fuse multiply-adds? (x86: FMA3; elsewhere the baseline build uses fma.) */
-static int cpu_has_fma(void) {
+/* Does this CPU fuse multiply-adds? (x86: FMA3; elsewhere the baseline build uses fma.)
+ * Also the vmath kernels' choice (gemm_internal.h). */
+int tg_cpu_has_fma(void) {
 #if GEMM_HAVE_X86_KERNELS
     __builtin_cpu_init();
     return __builtin_cpu_supports("fma");
@@ -559,7 +560,7 @@ static int cpu_has_fma(void) {
  * the CPU has FMA (same bits as AVX2 / AVX-512), the baseline build elsewhere. */
 static int level_slot(int level) {
 #if GEMM_HAVE_X86_KERNELS
-    if (level == TG_SIMD_GENERIC && cpu_has_fma()) return GEMM_SLOT_GENERIC_FMA;
+    if (level == TG_SIMD_GENERIC && tg_cpu_has_fma()) return GEMM_SLOT_GENERIC_FMA;
 #endif
     return level;
 }

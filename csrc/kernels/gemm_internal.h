@@ -38,6 +38,9 @@ typedef void (*tg_gemm_ukernel_f64)(int64_t kc, const double *a_panel, const dou
  * the environment variable TAPEGRAD_SIMD=generic|avx2|avx512 (never raised). */
 enum { TG_SIMD_GENERIC = 0, TG_SIMD_AVX2 = 1, TG_SIMD_AVX512 = 2 };
 int tg_gemm_simd_level_now(void);
+/* 1 where this CPU fuses multiply-adds (x86: FMA3; other architectures: 1), so that the
+ * generic level runs its FMA build (the other levels' bits) */
+int tg_cpu_has_fma(void);
 /* Pin this thread's level (what tg_gemm_simd_level_now returns) to `level`, or unpin
  * with -1 (a replayed run pins the level it read once). */
 void tg_simd_pin(int level);

@@ -20,26 +20,30 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define VM_HAVE_X86 1
-extern const tg_vmath_table tg_vmath_table_avx2, tg_vmath_table_avx512;
+extern const tg_vmath_table tg_vmath_table_avx2, tg_vmath_table_avx512,
+    tg_vmath_table_generic_fma;
 #else
 #define VM_HAVE_X86 0
 #endif
 
+/* A level's kernels; TG_SIMD_GENERIC on an x86 CPU with FMA is the generic code built for
+ * FMA (the bits of the other levels), on one without it the baseline build. */
 static const tg_vmath_table *table_at(int level) {
 #if VM_HAVE_X86
     if (level == TG_SIMD_AVX512) return &tg_vmath_table_avx512;
     if (level == TG_SIMD_AVX2) return &tg_vmath_table_avx2;
+    if (tg_cpu_has_fma()) return &tg_vmath_table_generic_fma;
 #endif
     (void)level;
     return &tg_vmath_table_generic;
 }
 
 /* What this CPU runs, before TAPEGRAD_SIMD: the vmath kernels need AVX2 or AVX-512F, with
- * FMA (the powers' VM_MADD64), as the gemm's levels do. */
+ * FMA, as the gemm's levels do. */
 static int cpu_level(void) {
 #if VM_HAVE_X86
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("fma")) return TG_SIMD_GENERIC;
+    if (!tg_cpu_has_fma()) return TG_SIMD_GENERIC;
     if (__builtin_cpu_supports("avx512f")) return TG_SIMD_AVX512;
     if (__builtin_cpu_supports("avx2")) return TG_SIMD_AVX2;
 #endif
@@ -62,6 +66,10 @@ static tg_status check_call(const char *name, int fn, int64_t n, const void *p, 
     if (n < 0) return tg_fail(TG_ERR_ARG, "%s: negative length %lld", name, (long long)n);
     if (n > 0 && (!p || !q || !r)) return tg_fail(TG_ERR_ARG, "%s: NULL array", name);
     int level;
+    if (isa && strcmp(isa, "baseline") == 0) { /* the build x86 CPUs without FMA run */
+        *table = &tg_vmath_table_generic;
+        return TG_OK;
+    }
     if (!isa) {
         level = tg_gemm_simd_level_now();
     } else if (strcmp(isa, "generic") == 0) {
@@ -71,7 +79,8 @@ static tg_status check_call(const char *name, int fn, int64_t n, const void *p, 
     } else if (strcmp(isa, "avx512") == 0) {
         level = TG_SIMD_AVX512;
     } else {
-        return tg_fail(TG_ERR_ARG, "%s: unknown instruction set '%s' (generic, avx2, avx512)",
+        return tg_fail(TG_ERR_ARG,
+                       "%s: unknown instruction set '%s' (generic, avx2, avx512, baseline)",
                        name, isa);
     }
     if (level > cpu_level())

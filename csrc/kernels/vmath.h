@@ -1,23 +1,30 @@
 /* kernels/vmath.h — vectorized, branch-free elementwise math: exp, log, tanh, sigmoid and
  * relu over float32 and float64 arrays, forward and backward.
  *
- * One algorithm (vmath_impl.h), compiled three times: generic C (vmath.c), AVX2
- * (vmath_avx2.c) and AVX-512F (vmath_avx512.c), each translation unit with its own
- * `#pragma GCC target`, where the compiler vectorizes the loops (8 / 16 float32 lanes).
- * Every element goes through the same IEEE operations at every level, in the vector body
- * as in the scalar tail, without FMA: every level and every thread count give the same
- * bits (tests/test_vmath.py checks it at each level this CPU has). The level is chosen per
- * call like the gemm's: the best this CPU has, lowered by TAPEGRAD_SIMD.
+ * One algorithm (vmath_impl.h), compiled four times: generic C (vmath.c, the x86
+ * baseline), generic C for FMA (vmath_generic_fma.c, what the generic level runs on an x86
+ * CPU with FMA), AVX2 (vmath_avx2.c) and AVX-512F (vmath_avx512.c), each translation unit
+ * with its own `#pragma GCC target`, where the compiler vectorizes the loops (8 / 16
+ * float32 lanes). Every element goes through the same IEEE operations at every level, in
+ * the vector body as in the scalar tail; the float32 functions' explicit fused
+ * multiply-adds are one rounding at every level of a CPU with FMA, the float64 functions
+ * multiply and add: every level and every thread count give the same bits
+ * (tests/test_vmath.py checks it at each level this CPU has). On x86 CPUs without FMA the
+ * generic level is the baseline build, which multiplies and adds in the float32 functions
+ * too (a software fmaf costs 25-120 ns): other float32 bits there, within the bounds
+ * below (tests/test_vmath.py checks that build on every CPU). The level is chosen per call
+ * like the gemm's: the best this CPU has, lowered by TAPEGRAD_SIMD.
  *
  * Accuracy against the exact value (a float64 or long double reference), measured over all 2^32
  * float32 inputs (the `--exhaustive` command in tests/test_vmath.py's docstring) and a wide
  * float64 sample, in ulps of the result (normal results; below the normal range the error
  * is also at most a few units of the smallest subnormal):
  *              exp     log     tanh    sigmoid   relu
- *   float32   1.049   0.843   1.065   1.504     exact   (all 2^32 inputs, vs float64)
+ *   float32   0.965   0.843   1.056   0.965     exact   (all 2^32 inputs, vs float64)
+ *   baseline  1.049   0.843   1.065   1.504     exact   (float32 without FMA, the same)
  *   float64   0.933   0.769   1.317   1.995     exact   (4e6 inputs, vs long double)
- * tests/test_vmath.py asserts 1.1 / 0.9 / 1.1 / 1.6 ulp (float32, over a ~10^7-point
- * strided sweep of the bit patterns) and 1.0 / 0.8 / 1.5 / 2.5 ulp (float64, over 2e5
+ * tests/test_vmath.py asserts 1.1 / 0.9 / 1.1 / 1.6 ulp (float32, both builds, over a
+ * ~10^7-point strided sweep of the bit patterns) and 1.0 / 0.8 / 1.5 / 2.5 ulp (float64, over 2e5
  * inputs against numpy's long double). All within 2 ulps, i.e. 4 u |f(x)| with u the unit
  * roundoff: what tests/bounds.py allows one elementwise op. Everything is computed in the
  * array's own type.

@@ -1,28 +1,32 @@
 /* kernels/vmath_impl.h — the elementwise math algorithm, ONE source for every SIMD level.
  *
- * Included by vmath.c (generic C), vmath_avx2.c and vmath_avx512.c, each with its own
- * VM_NAME(suffix) and its own `#pragma GCC target`: the compiler vectorizes the array
- * loops below for that instruction set (8 / 16 float32 lanes). Each element goes through
- * exactly the same IEEE operations whatever the level and whatever its position (vector
- * body or scalar tail), so every level gives the same bits. What makes that hold:
+ * Included by vmath.c (generic C), vmath_generic_fma.c (the same, built for FMA),
+ * vmath_avx2.c and vmath_avx512.c, each with its own VM_NAME(suffix) and its own
+ * `#pragma GCC target`: the compiler vectorizes the array loops below for that
+ * instruction set (8 / 16 float32 lanes). Each element goes through exactly the same IEEE
+ * operations whatever the level and whatever its position (vector body or scalar tail),
+ * so every level gives the same bits. What makes that hold:
  *   - straight-line code: special cases are computed for every element and selected with
  *     ternaries (the vectorizer turns them into masks and blends), never branched on;
- *   - only +, -, *, / (correctly rounded), bit operations and exact integer <-> float
- *     steps; no libm call, no FMA: a*b+c stays two roundings (the including files turn
- *     contraction off), since the generic x86-64 build has no FMA instruction and C99's
- *     fma() is a slow software call there;
+ *   - only +, -, *, / (correctly rounded), bit operations, exact integer <-> float steps
+ *     and, in the float32 functions, explicit fused multiply-adds (VM_FMA32, below); no
+ *     libm call, and no other contraction of a*b+c (the including files turn it off);
+ *     the float64 functions multiply and add separately everywhere;
  *   - rounding to an integer with the 1.5 * 2^p shifter (an add), so no rint() variant.
- * One exception, which does not touch the bits: the float32 powers' double-precision log
- * and exp (pow_log_f64, pow_exp_f64) use VM_MADD64(a, b, c), a fused multiply-add where
- * the including file defines VM_HAVE_FMA (the AVX2 and AVX-512 files; their CPUs have
- * FMA), else a*b + c. Those kernels only decide lanes whose float32 rounding is certain
- * and their error bound holds either way (one rounding where the bound counts two), so
- * the powers stay libm's pow rounded to float32 at every level.
+ * The float32 functions' FMAs are one rounding at every level of a CPU with FMA (and off
+ * x86); the x86 baseline build, which only CPUs without FMA run, multiplies and adds
+ * instead: there the bits differ, within the same error bounds (vmath.h).
+ * The float32 powers' double-precision log and exp (pow_log_f64, pow_exp_f64) use
+ * VM_MADD64(a, b, c), fused where the including file defines VM_HAVE_FMA, else a*b + c.
+ * Those kernels only decide lanes whose float32 rounding is certain and their error bound
+ * holds either way (one rounding where the bound counts two), so the powers stay libm's
+ * pow rounded to float32 at every level, on every CPU.
  *
  * Algorithms (coefficients fitted for this file with mpmath's Chebyshev fits, then
  * rounded to the type):
  *   exp(x): n = round(x / ln2), r = x - n ln2 (ln2 in two parts, the high part short
- *     enough that n * hi is exact), exp(r) = 1 + (r + r^2 q(r)), times 2^(n/2) * 2^(n - n/2)
+ *     enough that n * hi is exact), exp(r) = 1 + r (1 + r q(r)) (two FMAs; without FMA
+ *     1 + (r + r^2 q(r))), times 2^(n/2) * 2^(n - n/2)
  *     (two exact power-of-two steps, so results in the subnormal range are rounded once).
  *     x is clamped first to a range where the result is already inf / 0.
  *   log(x): x = 2^k m, m in [sqrt(1/2), sqrt(2)) (subnormals scaled by 2^23 / 2^52 first),
@@ -32,9 +36,11 @@
  *     put back (so tanh(-0) = -0, tanh(+-large) = +-1 exactly).
  *   sigmoid(x): e = exp(-|x|) in (0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0
  *     (never exp of a large positive number: no overflow, no NaN from a finite x); for
- *     float32, e is kept as e_hi + e_lo (the rounding error of exp's last add, exact by
- *     Fast2Sum) and the quotient gets a first-order correction, so that exp's own rounding
- *     does not add to the quotient's.
+ *     float32, e is kept as e_hi + e_lo (the rounding error of exp's last step: with FMA
+ *     an FMA's, without it an add's, exact by Fast2Sum), scaled by 2^64 so that one power-of-two step keeps it normal, and the
+ *     quotient gets a first-order correction for e_lo, the rounding of 1 + e and (with
+ *     FMA) the division's own residual, so that exp's rounding does not add to the
+ *     quotient's.
  *   relu(x): x < 0 ? 0 : x  (NaN stays NaN, -0 stays -0: PyTorch's results).
  * Measured errors are in vmath.h. */
 
@@ -51,6 +57,22 @@
 #define VM_MADD64(a, b, c) __builtin_fma((a), (b), (c))
 #else
 #define VM_MADD64(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* VM_FMA32(a, b, c): float32 a*b + c rounded once (VM_FUSED 1): the FMA instruction where
+ * the including file has it (VM_HAVE_FMA: the AVX2, AVX-512 and generic-FMA files, run
+ * only on CPUs with FMA), or the compiler's fmaf off x86, where the generic build is the
+ * only one and fmaf is the hardware's. The x86 baseline build (vmath.c, what an x86 CPU
+ * without FMA runs) multiplies and adds (VM_FUSED 0): a software fmaf costs 25-120 ns
+ * there. So every level gives the same float32 bits on any CPU with FMA, and on other
+ * architectures the bits of those levels; x86 CPUs without FMA get their own, within the
+ * same error bounds (tests/test_vmath.py checks the baseline build on every CPU). */
+#if defined(VM_HAVE_FMA) || !(defined(__x86_64__) || defined(__i386__))
+#define VM_FMA32(a, b, c) __builtin_fmaf((a), (b), (c))
+#define VM_FUSED 1
+#else
+#define VM_FMA32(a, b, c) ((a) * (b) + (c))
+#define VM_FUSED 0
 #endif
 
 VM_STATIC uint32_t VM_NAME(bits32)(float f) {
@@ -82,16 +104,20 @@ VM_STATIC float VM_NAME(exp_f32)(float x) {
     /* clamp (a NaN fails the first comparison and takes 88.8; x is put back at the end) */
     float xc = x < 88.8f ? x : 88.8f;
     xc = xc > -104.0f ? xc : -104.0f;
-    float t = xc * log2e + shift;
+    float t = VM_FMA32(xc, log2e, shift);
     float nf = t - shift;                                                 /* round(x/ln2) */
     int32_t n = (int32_t)(VM_NAME(bits32)(t) - VM_NAME(bits32)(shift)); /* the same, as int */
-    float r = (xc - nf * ln2_hi) - nf * ln2_lo;
+    float r = VM_FMA32(-nf, ln2_lo, VM_FMA32(-nf, ln2_hi, xc)); /* nf * ln2_hi exact */
     float q = 0x1.6d113cp-10f;
-    q = q * r + 0x1.120ba2p-7f;
-    q = q * r + 0x1.55551ap-5f;
-    q = q * r + 0x1.5554dcp-3f;
-    q = q * r + 0x1p-1f;
-    float p = 1.0f + (r + (r * r) * q);
+    q = VM_FMA32(q, r, 0x1.120ba2p-7f);
+    q = VM_FMA32(q, r, 0x1.55551ap-5f);
+    q = VM_FMA32(q, r, 0x1.5554dcp-3f);
+    q = VM_FMA32(q, r, 0x1p-1f);
+#if VM_FUSED
+    float p = VM_FMA32(r, VM_FMA32(r, q, 1.0f), 1.0f); /* 1 + r (1 + r q): one rounding last */
+#else
+    float p = 1.0f + (r + (r * r) * q); /* (the fused form's 1 + r (1 + r q) loses 0.2 ulp) */
+#endif
     /* n1 = floor(n / 2) with an unsigned shift, n2 = n - n1: each in [-75, 64], so both
      * scales are normal numbers */
     int32_t n1 = (int32_t)((uint32_t)(n + 256) >> 1) - 128, n2 = n - n1;
@@ -114,12 +140,12 @@ VM_STATIC float VM_NAME(log_f32)(float x) {
     float s = f / (2.0f + f);
     float z = s * s;
     float R = 0x1.2eeb8p-2f;
-    R = R * z + 0x1.997c12p-2f;
-    R = R * z + 0x1.55555cp-1f;
+    R = VM_FMA32(R, z, 0x1.997c12p-2f);
+    R = VM_FMA32(R, z, 0x1.55555cp-1f);
     R = R * z;
     float hfsq = 0.5f * f * f;
     float kf = (float)k;
-    float y = (kf * ln2_hi + (f - (hfsq - (s * (hfsq + R) + kf * ln2_lo))));
+    float y = VM_FMA32(kf, ln2_hi, f - (hfsq - VM_FMA32(s, hfsq + R, kf * ln2_lo)));
     y = x == 0.0f ? -__builtin_inff() : y;
     y = x < 0.0f ? __builtin_nanf("") : y;
     y = x == __builtin_inff() ? x : y;
@@ -131,53 +157,73 @@ VM_STATIC float VM_NAME(tanh_f32)(float x) {
     float a = VM_NAME(float32)(VM_NAME(bits32)(x) & 0x7fffffffu);
     float a2 = a * a;
     float P = 0x1.f4908ap-10f;
-    P = P * a2 - 0x1.03f99ap-7f;
-    P = P * a2 + 0x1.622538p-6f;
-    P = P * a2 - 0x1.b9d7aep-5f;
-    P = P * a2 + 0x1.111042p-3f;
-    P = P * a2 - 0x1.555554p-2f;
-    float small = a + (a * a2) * P;
+    P = VM_FMA32(P, a2, -0x1.03f99ap-7f);
+    P = VM_FMA32(P, a2, 0x1.622538p-6f);
+    P = VM_FMA32(P, a2, -0x1.b9d7aep-5f);
+    P = VM_FMA32(P, a2, 0x1.111042p-3f);
+    P = VM_FMA32(P, a2, -0x1.555554p-2f);
+    float small = VM_FMA32(a * a2, P, a);
     float e = VM_NAME(exp_f32)(a + a);
     float big = 1.0f - 2.0f / (e + 1.0f);
     float t = a < 0.75f ? small : big;
     return VM_NAME(float32)(VM_NAME(bits32)(t) | sign);
 }
 
-/* The float32 exp's steps (see exp_f32), then num / (1 + e) corrected for e_lo. */
+/* The float32 exp's steps (see exp_f32) on -|x|, with e = exp(-|x|) kept as e_hi + e_lo
+ * and scaled by 2^64 (so that every e >= 2^-150 is a normal number with one scaling), then
+ * num / (1 + e) with the quotient corrected for the division's residual (exact with an
+ * FMA) and for e_lo and the rounding of 1 + e. */
 VM_STATIC float VM_NAME(sigmoid_f32)(float x) {
     const float shift = 0x1.8p23f, log2e = 0x1.715476p0f;
     const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
+    const float two64 = 0x1p64f;
     float na = VM_NAME(float32)(VM_NAME(bits32)(x) | 0x80000000u); /* -|x| */
     /* clamped, NaN included: a NaN fails the comparison and takes -104 (the result is put
      * back at the end); one max, where a separate NaN test cost 14% of the forward */
     na = na >= -104.0f ? na : -104.0f;
-    float t = na * log2e + shift;
+    float t = VM_FMA32(na, log2e, shift);
     float nf = t - shift;
     int32_t n = (int32_t)(VM_NAME(bits32)(t) - VM_NAME(bits32)(shift)); /* in [-150, 0] */
-    float r = (na - nf * ln2_hi) - nf * ln2_lo;
+    float r = VM_FMA32(-nf, ln2_lo, VM_FMA32(-nf, ln2_hi, na)); /* nf * ln2_hi exact */
     float q = 0x1.6d113cp-10f;
-    q = q * r + 0x1.120ba2p-7f;
-    q = q * r + 0x1.55551ap-5f;
-    q = q * r + 0x1.5554dcp-3f;
-    q = q * r + 0x1p-1f;
+    q = VM_FMA32(q, r, 0x1.120ba2p-7f);
+    q = VM_FMA32(q, r, 0x1.55551ap-5f);
+    q = VM_FMA32(q, r, 0x1.5554dcp-3f);
+    q = VM_FMA32(q, r, 0x1p-1f);
+#if VM_FUSED
+    /* e^r = 1 + r h, h = 1 + r q (exp_f32's form), as p_hi + p_lo: p_lo = the rounding
+     * error of p_hi (1 - p_hi is exact, p_hi being in [0.7, 1.42]), to 2^-48 relatively */
+    float h = VM_FMA32(r, q, 1.0f);
+    float p_hi = VM_FMA32(r, h, 1.0f);
+    float p_lo = VM_FMA32(r, h, 1.0f - p_hi);
+#else
     float w = r + (r * r) * q;
     float p_hi = 1.0f + w;
     float p_lo = w - (p_hi - 1.0f); /* p_hi + p_lo = 1 + w exactly (Fast2Sum) */
-    int32_t n1 = (int32_t)((uint32_t)(n + 256) >> 1) - 128, n2 = n - n1;
-    float s1 = VM_NAME(float32)((uint32_t)(n1 + 127) << 23);
-    float s2 = VM_NAME(float32)((uint32_t)(n2 + 127) << 23);
-    float e_hi = (p_hi * s1) * s2, e_lo = (p_lo * s1) * s2; /* e = exp(-|x|) ~ e_hi + e_lo */
-    float d = 1.0f + e_hi;
-    float d_lo = ((1.0f - d) + e_hi) + e_lo; /* 1 + e ~ d + d_lo */
-    /* num = x < 0 ? e_hi : 1, picked with the sign bit as a mask (-0 takes e_hi = 1, the
-     * same value): written as a select, the compiler divided both candidates by d and
+#endif
+    /* 2^(n + 64): n + 64 >= -87, a normal number, so both products are exact */
+    float sc = VM_NAME(float32)((uint32_t)(n + 64 + 127) << 23);
+    float e_hi = p_hi * sc, e_lo = p_lo * sc; /* 2^64 exp(-|x|) ~ e_hi + e_lo */
+    float d = two64 + e_hi;
+    float d_lo = ((two64 - d) + e_hi) + e_lo; /* 2^64 (1 + e) ~ d + d_lo */
+    /* num = x < 0 ? e_hi : 2^64, picked with the sign bit as a mask (-0 takes e_hi = 2^64,
+     * the same value): written as a select, the compiler divided both candidates by d and
      * picked a quotient, two divisions a lane (float32 sigmoid 1.3x slower on AVX-512) */
     uint32_t neg = (uint32_t)((int32_t)VM_NAME(bits32)(x) >> 31);
-    float num = VM_NAME(float32)((VM_NAME(bits32)(e_hi) & neg) | (0x3f800000u & ~neg));
+    float num = VM_NAME(float32)((VM_NAME(bits32)(e_hi) & neg) | (0x5f800000u & ~neg));
     float num_lo = VM_NAME(float32)(VM_NAME(bits32)(e_lo) & neg);
     float y0 = num / d;
-    float inv = x < 0.0f ? 1.0f - y0 : y0; /* ~ 1 / d, enough for the correction */
-    float y = y0 + (num_lo - y0 * d_lo) * inv;
+    /* ~ 1 / d: y0 / 2^64 for x >= 0, (1 - y0) / 2^64 for x < 0 (normal, exact scalings) */
+    float inv = (x < 0.0f ? 1.0f - y0 : y0) * 0x1p-64f;
+    /* (num + num_lo) / (d + d_lo) ~ y0 + (num - y0 d + num_lo - y0 d_lo) / d, the
+     * division's residual num - y0 d exact by FMA; without FMA (where y0 d would round by
+     * as much as the residual) it is left out, as the quotient's own rounding */
+#if VM_FUSED
+    float res = VM_FMA32(-y0, d, num) + num_lo;
+#else
+    float res = num_lo;
+#endif
+    float y = VM_FMA32(VM_FMA32(-y0, d_lo, res), inv, y0);
     return x != x ? x : y;
 }
 
