@@ -2,9 +2,11 @@
  *
  * Target "avx2,fma" with contraction of a*b+c turned off (GCC: -ffp-contract=off, kept by
  * the pragma below under -std=gnu11; clang: the STDC pragma), so the bits are those of the
- * generic build. The only fused multiply-adds are the explicit VM_MADD64 of the float32
- * powers' double log and exp (VM_HAVE_FMA; see vmath_impl.h: they do not change those
- * bits). vmath.c calls in here only after __builtin_cpu_supports("avx2") and ("fma"). */
+ * generic level. The only fused multiply-adds are the explicit ones (VM_HAVE_FMA; see
+ * vmath_impl.h): the float32 functions' VM_FMA32, fused at every level of an FMA CPU (the
+ * generic one there is vmath_generic_fma.c), and the float32 powers' VM_MADD64, which do
+ * not change those bits. vmath.c calls in here only after __builtin_cpu_supports("avx2")
+ * and ("fma"). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #if defined(__clang__)

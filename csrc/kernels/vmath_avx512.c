@@ -2,10 +2,11 @@
  *
  * AVX-512F has FMA instructions: contraction of a*b+c into one is turned off (GCC:
  * -ffp-contract=off is already the default of -std=c11, and the pragma below keeps it so
- * under -std=gnu11; clang: the STDC pragma), so the bits are those of the generic build.
- * The only fused multiply-adds are the explicit VM_MADD64 of the float32 powers' double
- * log and exp (VM_HAVE_FMA; see vmath_impl.h: they do not change those bits). vmath.c
- * calls in here only after __builtin_cpu_supports("avx512f") and ("fma"). */
+ * under -std=gnu11; clang: the STDC pragma), so the bits are those of the generic level.
+ * The only fused multiply-adds are the explicit ones (VM_HAVE_FMA; see vmath_impl.h): the
+ * float32 functions' VM_FMA32, fused at every level of an FMA CPU (the generic one there
+ * is vmath_generic_fma.c), and the float32 powers' VM_MADD64, which do not change those
+ * bits. vmath.c calls in here only after __builtin_cpu_supports("avx512f") and ("fma"). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #if defined(__clang__)
@@ -134,7 +135,8 @@ P16_INLINE __m512d p16_log(const p16_tables *t, __m512d a) {
     const __m512i u = _mm512_castpd_si512(a);
     const __m512i d = _mm512_sub_epi64(u, P16_C64(0x3fe7800000000000u)); /* OFF: 0.734375 */
     /* the biased k + 1024 = floor(d / 2^52) + 1024, from d + 2^62 (unsigned, in (0, 2^64)) */
-    const __m512i kb = _mm512_srli_epi64(_mm512_add_epi64(d, P16_C64(0x4000000000000000u)), 52);
+    const __m512i kb =
+        _mm512_srli_epi64(_mm512_add_epi64(d, P16_C64(0x4000000000000000u)), 52);
     const __m512i idx = _mm512_srli_epi64(d, 48); /* its low 4 bits: the interval */
     const __m512d z = _mm512_castsi512_pd(
         _mm512_sub_epi64(u, _mm512_slli_epi64(_mm512_sub_epi64(kb, P16_C64(1024)), 52)));
@@ -173,19 +175,21 @@ P16_INLINE __m512d p16_exp_checked(const p16_tables *t, __m512d p, __mmask8 ok0,
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 24));
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(1.0 / 6));
     q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
-    const __m512d e = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r));
+    const __m512d e =
+        _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r));
     const __m512d y0 = _mm512_mul_pd(p16_lookup(t->exp2, n), e);
     /* times 2^m, m = floor(n / 16) = (n + 2^20) / 2^4 - 2^16 (n > -2^20 where kept): y0 is
      * in [1, 2), so its exponent bits take m exactly */
-    const __m512i m = _mm512_sub_epi64(_mm512_srli_epi64(_mm512_add_epi64(n, P16_C64(1 << 20)), 4),
-                                       P16_C64(1 << 16));
+    const __m512i m = _mm512_sub_epi64(
+        _mm512_srli_epi64(_mm512_add_epi64(n, P16_C64(1 << 20)), 4), P16_C64(1 << 16));
     const __m512i yb = _mm512_add_epi64(_mm512_castpd_si512(y0), _mm512_slli_epi64(m, 52));
     const __m512d y = _mm512_castsi512_pd(yb);
     const __m512i low = _mm512_and_si512(yb, P16_C64(0x1fffffffu));
     const __mmask8 certain = _mm512_cmpge_epu64_mask(
         _mm512_sub_epi64(low, P16_C64(0x10000000u - VM_POW_GUARD)), P16_C64(2 * VM_POW_GUARD));
     const __mmask8 big = _mm512_cmp_pd_mask(p, _mm512_set1_pd(100.0), _CMP_GT_OQ) & ok0;
-    const __mmask8 ok = ok0 & certain & _mm512_cmp_pd_mask(p, _mm512_set1_pd(-110.0), _CMP_GE_OQ) &
+    const __mmask8 ok = ok0 & certain &
+                        _mm512_cmp_pd_mask(p, _mm512_set1_pd(-110.0), _CMP_GE_OQ) &
                         _mm512_cmp_pd_mask(p, _mm512_set1_pd(100.0), _CMP_LE_OQ) &
                         _mm512_cmp_pd_mask(y, _mm512_set1_pd(0x1p-126), _CMP_GE_OQ);
     *keep = ok | big;

@@ -37,7 +37,8 @@
  *   sigmoid(x): e = exp(-|x|) in (0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0
  *     (never exp of a large positive number: no overflow, no NaN from a finite x); for
  *     float32, e is kept as e_hi + e_lo (the rounding error of exp's last step: with FMA
- *     an FMA's, without it an add's, exact by Fast2Sum), scaled by 2^64 so that one power-of-two step keeps it normal, and the
+ *     an FMA's, without it an add's, exact by Fast2Sum), scaled by 2^64 so that one
+ *     power-of-two step keeps it normal, and the
  *     quotient gets a first-order correction for e_lo, the rounding of 1 + e and (with
  *     FMA) the division's own residual, so that exp's rounding does not add to the
  *     quotient's.
