@@ -198,10 +198,6 @@ P16_INLINE __m512d p16_exp_checked(const p16_tables *t, __m512d p, __mmask8 ok0,
     return _mm512_mask_mov_pd(_mm512_mask_mov_pd(nan, big, inf), ok, y);
 }
 
-/* The loop of the three powers: 16 float32 lanes at a time (two vectors of 8 doubles),
- * masked at the tail. EXP(v, w) gives the exponent vector p of a base vector v (double)
- * and w (the second operand's lanes as doubles, for a ** b), OK0(v) the lanes whose input
- * qualifies. */
 /* One half H (a literal 0 or 1) of a 16-lane step of P16_LOOP, into half[H] */
 #define P16_STEP(H, P_OF, OK0)                                                             \
     do {                                                                                   \
@@ -213,6 +209,10 @@ P16_INLINE __m512d p16_exp_checked(const p16_tables *t, __m512d p, __mmask8 ok0,
         bad += __builtin_popcount((unsigned)(~keep & (act >> (8 * h)) & 0xffu));           \
     } while (0)
 
+/* The loop of the three powers: 16 float32 lanes at a time (two vectors of 8 doubles),
+ * masked at the tail. LOAD_B loads the second operand's lanes (for a ** b; `act`, `i` in
+ * scope), P_OF is the exponent vector p of the base vector v (doubles of half h), OK0 the
+ * lanes whose input qualifies. */
 #define P16_LOOP(LOAD_B, P_OF, OK0)                                                        \
     do {                                                                                   \
         const p16_tables t = p16_load();                                                   \

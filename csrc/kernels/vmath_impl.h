@@ -36,10 +36,10 @@
  *     put back (so tanh(-0) = -0, tanh(+-large) = +-1 exactly).
  *   sigmoid(x): e = exp(-|x|) in (0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0
  *     (never exp of a large positive number: no overflow, no NaN from a finite x); for
- *     float32, e is kept as e_hi + e_lo (the rounding error of exp's last step: with FMA
- *     an FMA's, without it an add's, exact by Fast2Sum), scaled by 2^64 so that one
- *     power-of-two step keeps it normal, and the
- *     quotient gets a first-order correction for e_lo, the rounding of 1 + e and (with
+ *     float32, e is kept as e_hi + e_lo (e_lo the rounding error of exp's last step: with
+ *     FMA an FMA's, recovered by another FMA to 2^-48 relatively; without, an add's,
+ *     exact by Fast2Sum), scaled by 2^64 so that one power-of-two step keeps it normal,
+ *     and the quotient gets a first-order correction for e_lo, the rounding of 1 + e and (with
  *     FMA) the division's own residual, so that exp's rounding does not add to the
  *     quotient's.
  *   relu(x): x < 0 ? 0 : x  (NaN stays NaN, -0 stays -0: PyTorch's results).
@@ -99,21 +99,31 @@ VM_STATIC double VM_NAME(float64)(uint64_t u) {
 
 /* ------------------------------------------------------------------ float32 */
 
-VM_STATIC float VM_NAME(exp_f32)(float x) {
+/* The float32 exp's argument reduction, shared by exp_f32 and sigmoid_f32: for xc in
+ * [-104, 88.8], n = round(xc / ln2) (*n), r = xc - n ln2 (returned; ln2 in two parts, n *
+ * ln2_hi exact) and *q = q(r), so that exp(r) = 1 + r + r^2 q(r). */
+VM_STATIC float VM_NAME(exp_reduce_f32)(float xc, int32_t *n, float *q) {
     const float shift = 0x1.8p23f, log2e = 0x1.715476p0f;
     const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f; /* hi: 15 bits */
+    float t = VM_FMA32(xc, log2e, shift);
+    float nf = t - shift;                                                /* round(x/ln2) */
+    *n = (int32_t)(VM_NAME(bits32)(t) - VM_NAME(bits32)(shift));      /* the same, as int */
+    float r = VM_FMA32(-nf, ln2_lo, VM_FMA32(-nf, ln2_hi, xc)); /* nf * ln2_hi exact */
+    float c = 0x1.6d113cp-10f;
+    c = VM_FMA32(c, r, 0x1.120ba2p-7f);
+    c = VM_FMA32(c, r, 0x1.55551ap-5f);
+    c = VM_FMA32(c, r, 0x1.5554dcp-3f);
+    *q = VM_FMA32(c, r, 0x1p-1f);
+    return r;
+}
+
+VM_STATIC float VM_NAME(exp_f32)(float x) {
     /* clamp (a NaN fails the first comparison and takes 88.8; x is put back at the end) */
     float xc = x < 88.8f ? x : 88.8f;
     xc = xc > -104.0f ? xc : -104.0f;
-    float t = VM_FMA32(xc, log2e, shift);
-    float nf = t - shift;                                                 /* round(x/ln2) */
-    int32_t n = (int32_t)(VM_NAME(bits32)(t) - VM_NAME(bits32)(shift)); /* the same, as int */
-    float r = VM_FMA32(-nf, ln2_lo, VM_FMA32(-nf, ln2_hi, xc)); /* nf * ln2_hi exact */
-    float q = 0x1.6d113cp-10f;
-    q = VM_FMA32(q, r, 0x1.120ba2p-7f);
-    q = VM_FMA32(q, r, 0x1.55551ap-5f);
-    q = VM_FMA32(q, r, 0x1.5554dcp-3f);
-    q = VM_FMA32(q, r, 0x1p-1f);
+    int32_t n;
+    float q;
+    float r = VM_NAME(exp_reduce_f32)(xc, &n, &q);
 #if VM_FUSED
     float p = VM_FMA32(r, VM_FMA32(r, q, 1.0f), 1.0f); /* 1 + r (1 + r q): one rounding last */
 #else
@@ -175,22 +185,14 @@ VM_STATIC float VM_NAME(tanh_f32)(float x) {
  * num / (1 + e) with the quotient corrected for the division's residual (exact with an
  * FMA) and for e_lo and the rounding of 1 + e. */
 VM_STATIC float VM_NAME(sigmoid_f32)(float x) {
-    const float shift = 0x1.8p23f, log2e = 0x1.715476p0f;
-    const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
     const float two64 = 0x1p64f;
     float na = VM_NAME(float32)(VM_NAME(bits32)(x) | 0x80000000u); /* -|x| */
     /* clamped, NaN included: a NaN fails the comparison and takes -104 (the result is put
      * back at the end); one max, where a separate NaN test cost 14% of the forward */
     na = na >= -104.0f ? na : -104.0f;
-    float t = VM_FMA32(na, log2e, shift);
-    float nf = t - shift;
-    int32_t n = (int32_t)(VM_NAME(bits32)(t) - VM_NAME(bits32)(shift)); /* in [-150, 0] */
-    float r = VM_FMA32(-nf, ln2_lo, VM_FMA32(-nf, ln2_hi, na)); /* nf * ln2_hi exact */
-    float q = 0x1.6d113cp-10f;
-    q = VM_FMA32(q, r, 0x1.120ba2p-7f);
-    q = VM_FMA32(q, r, 0x1.55551ap-5f);
-    q = VM_FMA32(q, r, 0x1.5554dcp-3f);
-    q = VM_FMA32(q, r, 0x1p-1f);
+    int32_t n; /* in [-150, 0] */
+    float q;
+    float r = VM_NAME(exp_reduce_f32)(na, &n, &q);
 #if VM_FUSED
     /* e^r = 1 + r h, h = 1 + r q (exp_f32's form), as p_hi + p_lo: p_lo = the rounding
      * error of p_hi (1 - p_hi is exact, p_hi being in [0.7, 1.42]), to 2^-48 relatively */
